@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages Tessera builds and runs with, on Debian/Ubuntu.
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+packages=(ffmpeg cmake clang libclang-dev pkg-config python3 python3-pip)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+# numpy for the model converter (scripts/ct2_to_ggml.py); Debian's own copy when pip may not install.
+python3 -c 'import numpy' 2>/dev/null || python3 -m pip install -q numpy 2>/dev/null \
+  || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"; $sudo apt-get install -y -qq python3-numpy >/dev/null; }

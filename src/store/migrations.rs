@@ -1,0 +1,101 @@
+//! Versioned schema. Append migrations; never edit one that has shipped.
+
+use rusqlite_migration::{Migrations, M};
+
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+const V1: &str = r#"
+CREATE TABLE datasets (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+-- Content-addressed media: the file lives at blobs/<hash[0..2]>/<hash>.
+CREATE TABLE blobs (
+    hash        TEXT PRIMARY KEY,
+    size        INTEGER NOT NULL,
+    mime        TEXT NOT NULL,
+    width       INTEGER,
+    height      INTEGER,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+-- A source video, identified by the hash of its bytes (the file stays where the user keeps it).
+CREATE TABLE videos (
+    id            INTEGER PRIMARY KEY,
+    content_hash  TEXT NOT NULL UNIQUE,
+    path          TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    duration_s    REAL,
+    width         INTEGER,
+    height        INTEGER,
+    fps           REAL,
+    has_audio     INTEGER,
+    probe_json    TEXT,
+    asr_model     TEXT
+);
+
+CREATE TABLE transcript_segments (
+    id              INTEGER PRIMARY KEY,
+    video_id        INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    start_s         REAL NOT NULL,
+    end_s           REAL NOT NULL,
+    text            TEXT NOT NULL,
+    no_speech_prob  REAL NOT NULL DEFAULT 0,
+    UNIQUE (video_id, seq)
+);
+
+-- One ingestion of one video into one dataset; `stage` is the last finished stage.
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    dataset_id    INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    video_id      INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    source_path   TEXT NOT NULL,
+    stage         TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    error         TEXT,
+    options_json  TEXT NOT NULL DEFAULT '{}',
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (kind, dataset_id, video_id)
+);
+
+-- Keyframes chosen by a job's frames stage (before pairing and de-duplication).
+CREATE TABLE keyframes (
+    id         INTEGER PRIMARY KEY,
+    job_id     INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    t_s        REAL NOT NULL,
+    blob_hash  TEXT NOT NULL REFERENCES blobs(hash),
+    reason     TEXT NOT NULL CHECK (reason IN ('speech', 'scene')),
+    span_start REAL NOT NULL,
+    span_end   REAL NOT NULL,
+    phash      BLOB NOT NULL,
+    sharpness  REAL NOT NULL,
+    UNIQUE (job_id, t_s)
+);
+
+CREATE TABLE items (
+    id              INTEGER PRIMARY KEY,
+    dataset_id      INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    image_hash      TEXT NOT NULL REFERENCES blobs(hash),
+    caption         TEXT NOT NULL,
+    context_before  TEXT NOT NULL DEFAULT '',
+    context_after   TEXT NOT NULL DEFAULT '',
+    source_path     TEXT NOT NULL,
+    video_id        INTEGER REFERENCES videos(id) ON DELETE SET NULL,
+    start_s         REAL,
+    end_s           REAL,
+    frame_s         REAL,
+    -- bit 0: no speech (video without audio, or a frame in silence)
+    flags           INTEGER NOT NULL DEFAULT 0,
+    split           TEXT,
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (dataset_id, video_id, frame_s)
+);
+CREATE INDEX items_dataset ON items(dataset_id, id);
+"#;
