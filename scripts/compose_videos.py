@@ -125,7 +125,7 @@ def main():
     manifest["noaudio"] = {"duration": 10.0, "cuts": cuts, "speech": [], "files": ["noaudio.mp4"]}
 
     # minute: 60 s for the ingest benchmark.
-    wav1 = os.path.join(out_dir, ".minute.wav")
+    wav1 = os.path.join(out_dir, "minute.wav")
     spans = compose_speech(assets, librivox + [jfk] + librivox, lead=0.5, gap=0.8, total=60.0, out=wav1)
     shots = [("bikes.mp4", "clip", 0.0, 10.0), ("bigbuckbunny.mp4", "still", 1.0, 12.0),
              ("carphone_pristine.mp4", "clip", 0.0, 4.0), ("bigbuckbunny.mp4", "clip", 0.0, 5.3),
@@ -133,7 +133,7 @@ def main():
              ("bigbuckbunny.mp4", "still", 3.0, 14.7)]
     cuts = compose(assets, "minute", shots, wav1, out_dir, ["mp4"])
     manifest["minute"] = {"duration": 60.0, "cuts": cuts, "speech": spans, "files": ["minute.mp4"],
-                          "wav": ".minute.wav"}
+                          "wav": "minute.wav"}
     os.remove(wav)
     with open(manifest_path + ".part", "w") as f:
         json.dump(manifest, f, indent=1)

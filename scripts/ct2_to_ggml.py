@@ -176,13 +176,13 @@ def check_config_and_leftovers(v, aliases, used):
     for alias, target in aliases.items():
         if alias != proj or target != "decoder/embeddings/weight":
             die(f"unexpected CT2 alias {alias} -> {target}")
-    leftover = sorted(set(v) - used - set(EXPECTED_CONFIG) - OTHER_CONFIG)
-    if leftover:
-        die("CT2 variables with no GGML mapping: " + ", ".join(leftover))
     for name in used:
         if v[name].dtype not in (np.float16, np.float32):
             die(f"{name} is {v[name].dtype}; only float16/float32 CT2 models can be converted "
                 "(quantized int8/int16 weights are not supported)")
+    leftover = sorted(set(v) - used - set(EXPECTED_CONFIG) - OTHER_CONFIG)
+    if leftover:
+        die("CT2 variables with no GGML mapping: " + ", ".join(leftover))
 
 
 def main():
@@ -193,6 +193,9 @@ def main():
     ap.add_argument("--out", required=True, type=Path, help="GGML file to write")
     args = ap.parse_args()
 
+    for need in (args.ct2_dir / "model.bin", args.whisper_assets / "mel_filters.npz"):
+        if not need.is_file():
+            die(f"{need} not found")
     v, aliases = read_ct2(args.ct2_dir / "model.bin")
     tensors, used = map_tensors(v)
     check_config_and_leftovers(v, aliases, used)

@@ -52,6 +52,8 @@ pub struct DecodeOptions {
     pub threads: usize,
     /// Translate to English instead of transcribing.
     pub translate: bool,
+    /// 1 decodes greedily (fast); more keeps that many beams (slower, a little more accurate).
+    pub beam_size: usize,
 }
 
 impl Default for DecodeOptions {
@@ -63,6 +65,7 @@ impl Default for DecodeOptions {
                 .unwrap_or(4)
                 .min(8),
             translate: false,
+            beam_size: 1,
         }
     }
 }
@@ -95,7 +98,6 @@ impl Transcript {
 /// A loaded Whisper model; create once, transcribe many.
 pub struct Transcriber {
     ctx: WhisperContext,
-    name: String,
 }
 
 /// whisper.cpp logs to stderr; route it to `tracing` so library code stays silent.
@@ -109,20 +111,14 @@ impl Transcriber {
     pub fn load(model: &Path) -> Result<Self> {
         quiet_whisper();
         read_header(model)?;
-        let ctx = WhisperContext::new_with_params(model, WhisperContextParameters::default())
-            .map_err(|_| AsrError::LoadFailed {
+        // Flash attention, as whisper.cpp's own default: faster and leaner than whisper-rs's.
+        let mut params = WhisperContextParameters::default();
+        params.flash_attn(true);
+        let ctx =
+            WhisperContext::new_with_params(model, params).map_err(|_| AsrError::LoadFailed {
                 path: model.to_path_buf(),
             })?;
-        let name = model
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(Self { ctx, name })
-    }
-
-    /// The model's file name, recorded with the transcripts it makes.
-    pub fn name(&self) -> &str {
-        &self.name
+        Ok(Self { ctx })
     }
 
     pub fn is_multilingual(&self) -> bool {
@@ -152,7 +148,15 @@ impl Transcriber {
                 segments: vec![],
             });
         }
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let strategy = if opts.beam_size > 1 {
+            SamplingStrategy::BeamSearch {
+                beam_size: opts.beam_size as i32,
+                patience: -1.0,
+            }
+        } else {
+            SamplingStrategy::Greedy { best_of: 1 }
+        };
+        let mut params = FullParams::new(strategy);
         params.set_n_threads(opts.threads.max(1) as i32);
         params.set_translate(opts.translate);
         params.set_language(Some(language));

@@ -71,6 +71,9 @@ struct AsrArgs {
     /// Translate speech to English instead of transcribing it.
     #[arg(long)]
     translate: bool,
+    /// Beams for decoding; 1 is greedy (fastest).
+    #[arg(long, default_value_t = 1)]
+    beam_size: usize,
 }
 
 impl AsrArgs {
@@ -78,6 +81,7 @@ impl AsrArgs {
         let mut d = DecodeOptions {
             language: self.language.clone(),
             translate: self.translate,
+            beam_size: self.beam_size.max(1),
             ..DecodeOptions::default()
         };
         if let Some(t) = self.threads {

@@ -103,6 +103,8 @@ pub fn detect_cuts(samples: &[FrameSample], threshold: f64) -> Vec<f64> {
 /// A chosen keyframe, before its pixels are extracted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
+    /// Index of the frame in the video (see [`FrameSample::frame`]).
+    pub frame: u64,
     pub t: f64,
     pub reason: &'static str,
     pub span_start: f64,
@@ -171,6 +173,7 @@ pub fn choose_keyframes(
         .filter_map(|sp| {
             let s = pick(samples, sp.start, sp.end.min(duration), &cuts, opts)?;
             Some(Choice {
+                frame: s.frame,
                 t: s.t,
                 reason: "speech",
                 span_start: sp.start,
@@ -190,6 +193,7 @@ pub fn choose_keyframes(
         }
         if let Some(s) = pick(samples, a, b, &cuts, opts) {
             chosen.push(Choice {
+                frame: s.frame,
                 t: s.t,
                 reason: "scene",
                 span_start: a,
@@ -200,7 +204,7 @@ pub fn choose_keyframes(
         }
     }
     chosen.sort_by(|a, b| a.t.total_cmp(&b.t));
-    chosen.dedup_by(|b, a| (a.t - b.t).abs() < 1e-6);
+    chosen.dedup_by(|b, a| a.frame == b.frame);
     chosen
 }
 
@@ -310,6 +314,7 @@ mod tests {
 
     fn sample(t: f64, sharpness: f64, change: f64, phash: u8) -> FrameSample {
         FrameSample {
+            frame: (t * 10.0).round() as u64,
             t,
             sharpness,
             change,

@@ -6,14 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use super::discover::discover;
 use super::pairing::{choose_keyframes, merge_segments, pair, PairingOptions, StoredFrame};
 use crate::asr::{AsrError, DecodeOptions, Transcriber};
 use crate::events::{Event, EventSink, Stage, VideoOutcome};
 use crate::media::{self, FrameSampling, MediaError, Probe};
-use crate::store::{hash_file, KeyframeRow, SegmentRow, Store, StoreError, VideoFacts};
+use crate::store::{hash_file, KeyframeRow, SegmentRow, Store, StoreError, VideoFacts, VideoRow};
 
 /// Errors that stop a whole batch. Problems with one video are reported in its
 /// [`VideoReport`] instead, and the batch goes on.
@@ -244,80 +242,50 @@ impl VideoRun<'_> {
             self.store.finish_stage(job.id, Stage::Audio)?;
         }
 
-        // transcript (shared by every dataset that ingests the same video with the same model)
-        let model_name = self
-            .opts
-            .model
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if job.stage < Stage::Transcribed {
-            self.begin(Stage::Transcribed, resumed);
-            let reusable = video.asr_model.as_deref() == Some(model_name.as_str());
-            if !has_audio {
-                self.store.save_transcript(job.id, video.id, "", &[])?;
-            } else if reusable {
-                self.store.finish_stage(job.id, Stage::Transcribed)?;
+        // The frame analysis needs no transcript, so it runs beside the transcription, on the
+        // cores Whisper leaves idle while it decodes tokens.
+        let path = self.path;
+        let sampling = self.opts.sampling;
+        let (transcribed, samples) = std::thread::scope(|scope| {
+            let analysis = (job.stage < Stage::Frames).then(|| {
+                let vstream = &vstream;
+                scope.spawn(move || media::analyze_frames(path, vstream, sampling))
+            });
+            let transcribed = if job.stage < Stage::Transcribed {
+                self.begin(Stage::Transcribed, resumed);
+                self.transcribe(transcriber, job.id, &video, has_audio, &pcm_path)
             } else {
-                let pcm = if pcm_path.is_file() {
-                    media::read_pcm(&pcm_path)?
-                } else {
-                    media::decode_audio(self.path)?
-                };
-                let sink = Arc::clone(self.sink_arc);
-                let path = self.path.to_path_buf();
-                let t = transcriber.get()?;
-                let transcript = t.transcribe(&pcm, &self.opts.decode, move |f| {
-                    sink.emit(Event::StageProgress {
-                        path: path.clone(),
-                        stage: Stage::Transcribed,
-                        fraction: f,
-                    })
-                })?;
-                let rows: Vec<SegmentRow> = transcript
-                    .segments
-                    .iter()
-                    .map(|s| SegmentRow {
-                        start_s: s.start_s,
-                        end_s: s.end_s,
-                        text: s.text.clone(),
-                        no_speech_prob: s.no_speech_prob,
-                    })
-                    .collect();
-                self.store
-                    .save_transcript(job.id, video.id, t.name(), &rows)?;
-            }
-        }
+                Ok(())
+            };
+            let samples = analysis
+                .map(|h| h.join().expect("frame analysis thread panicked"))
+                .transpose();
+            (transcribed, samples)
+        });
+        transcribed?;
         let spans = merge_segments(
             &self.store.transcript(video.id)?,
             self.opts.pairing.min_words,
         );
 
         // keyframes
-        if job.stage < Stage::Frames {
+        if let Some(samples) = samples? {
             self.begin(Stage::Frames, resumed);
-            let duration = probe.duration_s;
-            let sink = self.sink;
-            let path = self.path.to_path_buf();
-            let samples =
-                media::analyze_frames(self.path, &vstream, self.opts.sampling, &mut |t| {
-                    sink.emit(Event::StageProgress {
-                        path: path.clone(),
-                        stage: Stage::Frames,
-                        fraction: (t / duration).min(1.0) as f32 * 0.5,
-                    })
-                })?;
-            let choices = choose_keyframes(&samples, &spans, duration, &self.opts.pairing);
-            let blobs = self.store.blobs();
-            let max_side = self.opts.pairing.max_frame_side;
+            let choices = choose_keyframes(&samples, &spans, probe.duration_s, &self.opts.pairing);
+            let indices: Vec<u64> = choices.iter().map(|c| c.frame).collect();
+            let jpegs = media::extract_jpegs(
+                self.path,
+                &vstream,
+                &indices,
+                self.opts.pairing.max_frame_side,
+            )?;
             let rows = choices
-                .par_iter()
-                .map(|c| -> Result<KeyframeRow, VideoError> {
-                    let jpeg = media::extract_jpeg(self.path, &vstream, c.t, max_side)?;
-                    let hash = blobs.put(&jpeg.bytes)?;
+                .iter()
+                .zip(jpegs)
+                .map(|(c, jpeg)| {
                     Ok(KeyframeRow {
                         t_s: c.t,
-                        blob_hash: hash,
+                        blob_hash: self.store.blobs().put(&jpeg.bytes)?,
                         mime: "image/jpeg".into(),
                         width: jpeg.width,
                         height: jpeg.height,
@@ -329,7 +297,7 @@ impl VideoRun<'_> {
                         sharpness: c.sharpness,
                     })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, StoreError>>()?;
             self.store.save_keyframes(job.id, &rows)?;
         }
 
@@ -358,6 +326,69 @@ impl VideoRun<'_> {
         }
         Ok(VideoOutcome::Ingested { items: items.len() })
     }
+}
+
+impl VideoRun<'_> {
+    /// Transcribes the video's audio (or reuses the transcript another dataset made with the
+    /// same settings) and stores it with the stage.
+    fn transcribe(
+        &self,
+        transcriber: &mut LazyTranscriber,
+        job_id: i64,
+        video: &VideoRow,
+        has_audio: bool,
+        pcm_path: &Path,
+    ) -> Result<(), VideoError> {
+        let key = asr_key(&self.opts.model, &self.opts.decode);
+        if !has_audio {
+            self.store.save_transcript(job_id, video.id, "", &[])?;
+            return Ok(());
+        }
+        if video.asr_model.as_deref() == Some(key.as_str()) {
+            self.store.finish_stage(job_id, Stage::Transcribed)?;
+            return Ok(());
+        }
+        let pcm = if pcm_path.is_file() {
+            media::read_pcm(pcm_path)?
+        } else {
+            media::decode_audio(self.path)?
+        };
+        let sink = Arc::clone(self.sink_arc);
+        let path = self.path.to_path_buf();
+        let transcript = transcriber
+            .get()?
+            .transcribe(&pcm, &self.opts.decode, move |f| {
+                sink.emit(Event::StageProgress {
+                    path: path.clone(),
+                    stage: Stage::Transcribed,
+                    fraction: f,
+                })
+            })?;
+        let rows: Vec<SegmentRow> = transcript
+            .segments
+            .iter()
+            .map(|s| SegmentRow {
+                start_s: s.start_s,
+                end_s: s.end_s,
+                text: s.text.clone(),
+                no_speech_prob: s.no_speech_prob,
+            })
+            .collect();
+        self.store.save_transcript(job_id, video.id, &key, &rows)?;
+        Ok(())
+    }
+}
+
+/// Identifies the recognition settings a transcript was made with.
+fn asr_key(model: &Path, d: &DecodeOptions) -> String {
+    let name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        "{name} language={} translate={} beam={}",
+        d.language, d.translate, d.beam_size
+    )
 }
 
 fn facts(p: &Probe) -> VideoFacts {

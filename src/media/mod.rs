@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use frames::{
-    analyze_frames, extract_jpeg, laplacian_variance, phash_distance, FrameSample, FrameSampling,
+    analyze_frames, extract_jpegs, laplacian_variance, phash_distance, FrameSample, FrameSampling,
     JpegFrame,
 };
 pub use probe::{probe, AudioStream, Probe, VideoStream};

@@ -712,7 +712,9 @@ mod tests {
             phash: vec![1, 2],
             sharpness: 3.0,
         };
-        store.save_keyframes(job.id, std::slice::from_ref(&frame)).unwrap();
+        store
+            .save_keyframes(job.id, std::slice::from_ref(&frame))
+            .unwrap();
         assert_eq!(store.keyframes(job.id).unwrap(), vec![frame]);
         let item = NewItem {
             image_hash: hash,
@@ -724,7 +726,9 @@ mod tests {
             frame_s: 1.0,
             no_speech: false,
         };
-        store.save_video_items(job.id, std::slice::from_ref(&item)).unwrap();
+        store
+            .save_video_items(job.id, std::slice::from_ref(&item))
+            .unwrap();
         store.save_video_items(job.id, &[item]).unwrap();
         let items = store.items("d", None).unwrap();
         assert_eq!(items.len(), 1, "saving twice replaces, never duplicates");
