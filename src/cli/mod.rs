@@ -179,9 +179,14 @@ fn open_store(dir: &Path) -> Result<Store> {
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|_| writeln!(out));
+    match written {
+        // the reader went away (`| head`): nothing left to say
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
