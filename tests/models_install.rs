@@ -41,10 +41,19 @@ fn a_download_with_the_wrong_checksum_is_discarded() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("checksum mismatch") && err.contains("c78c86eb1a8faa21b369bcd33207cc90d64ae9df"), "{err}");
+    assert!(
+        err.contains("checksum mismatch")
+            && err.contains("c78c86eb1a8faa21b369bcd33207cc90d64ae9df"),
+        "{err}"
+    );
     let dir = data.path().join("models/whisper");
-    let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-    assert!(left.is_empty(), "nothing installed, no partial file: {left:?}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "nothing installed, no partial file: {left:?}"
+    );
 }
 
 #[test]
@@ -58,9 +67,15 @@ fn a_failed_download_says_where_and_why() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ggml-base.en.bin") && err.contains("404"), "{err}");
+    assert!(
+        err.contains("ggml-base.en.bin") && err.contains("404"),
+        "{err}"
+    );
 
-    let out = tessera(data.path()).args(["models", "install", "enormous"]).output().unwrap();
+    let out = tessera(data.path())
+        .args(["models", "install", "enormous"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model \"enormous\""));
 }
