@@ -97,6 +97,27 @@ pub enum Event {
         skipped: usize,
         failed: usize,
     },
+    /// An import read one source (an annotation file, a folder, a shard) and is about to
+    /// decode its images.
+    ImportScanned {
+        path: PathBuf,
+        images: usize,
+        records: usize,
+    },
+    /// One image of an import was decoded and stored (or failed: `ok` false).
+    ImportImageDone {
+        source: String,
+        ok: bool,
+    },
+    /// A record, image or shard that could not be imported; the rest goes on.
+    ImportProblem {
+        message: String,
+    },
+    ImportFinished {
+        added: usize,
+        unchanged: usize,
+        failed: usize,
+    },
 }
 
 pub trait EventSink: Send + Sync {

@@ -11,7 +11,9 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tessera::asr::{self, DecodeOptions, Transcriber};
 use tessera::events::VideoOutcome;
-use tessera::ingest::{ingest_videos, IngestOptions, PairingOptions};
+use tessera::ingest::{
+    import, ingest_videos, ImportFormat, ImportOptions, IngestOptions, PairingOptions,
+};
 use tessera::media::{self, FrameSampling};
 use tessera::store::{self, Store};
 
@@ -33,6 +35,8 @@ struct Cli {
 enum Command {
     /// Turn videos into keyframe–transcript pairs in a dataset.
     Ingest(IngestArgs),
+    /// Import image-caption data (a folder, JSONL/CSV/TSV, COCO, WebDataset shards).
+    Import(ImportArgs),
     /// Data sets in the store.
     #[command(subcommand)]
     Datasets(DatasetsCmd),
@@ -110,6 +114,61 @@ struct IngestArgs {
     /// Video files and folders (searched recursively).
     #[arg(required = true, value_name = "FILES_OR_DIRS")]
     inputs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    /// Images with sidecar captions (x.jpg + x.txt, or x.json with "caption"), recursively.
+    Folder,
+    /// One JSON object per line with an image path and a caption.
+    Jsonl,
+    /// Comma-separated rows with a header.
+    Csv,
+    /// Tab-separated rows with a header.
+    Tsv,
+    /// COCO captions (captions_*.json, with --images) or the Karpathy split file.
+    Coco,
+    /// A .tar shard, or a directory of them (key.jpg + key.txt [+ key.json]).
+    Webdataset,
+}
+
+impl From<FormatArg> for ImportFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Folder => ImportFormat::Folder,
+            FormatArg::Jsonl => ImportFormat::Jsonl,
+            FormatArg::Csv => ImportFormat::Csv,
+            FormatArg::Tsv => ImportFormat::Tsv,
+            FormatArg::Coco => ImportFormat::Coco,
+            FormatArg::Webdataset => ImportFormat::Webdataset,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    #[arg(value_enum)]
+    format: FormatArg,
+    /// The folder, table, COCO file, shard or directory of shards.
+    path: PathBuf,
+    /// Dataset to add the items to (created if new).
+    #[arg(long)]
+    dataset: String,
+    /// Stop at the first problem and write nothing.
+    #[arg(long)]
+    strict: bool,
+    /// Column (JSONL field) with the image path, relative to the table's directory.
+    #[arg(long, default_value = "image")]
+    image_col: String,
+    /// Column (JSONL field) with the caption.
+    #[arg(long, default_value = "caption")]
+    caption_col: String,
+    /// Where a COCO file's images are (default for a Karpathy file: its own directory).
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +252,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     let dir = data_dir(cli.data_dir)?;
     match cli.command {
         Command::Ingest(args) => ingest(&dir, args),
+        Command::Import(args) => import_data(&dir, args),
         Command::Datasets(DatasetsCmd::List { json }) => {
             let store = open_store(&dir)?;
             let all = store.datasets()?;
@@ -329,6 +389,49 @@ fn ingest(dir: &Path, args: IngestArgs) -> Result<ExitCode> {
         }
         for (p, r) in &report.rejected {
             println!("FAILED    {}: {r}", p.display());
+        }
+    }
+    Ok(if report.failed() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn import_data(dir: &Path, args: ImportArgs) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    let opts = ImportOptions {
+        strict: args.strict,
+        image_col: args.image_col,
+        caption_col: args.caption_col,
+        images_dir: args.images,
+        ..ImportOptions::new(&args.dataset, args.format.into(), &args.path)
+    };
+    let sink = Arc::new(progress::BarSink::new());
+    let report = import(&store, &opts, sink.clone())?;
+    sink.finish();
+    if args.json {
+        print_json(&report)?;
+    } else {
+        for p in &report.problems {
+            println!("FAILED    {}", p.message);
+        }
+        if report.aborted {
+            println!(
+                "aborted   --strict: nothing written to {} ({} problems)",
+                report.dataset,
+                report.failed()
+            );
+        } else {
+            println!(
+                "imported  {} items into {} ({} new, {} already there; {} images) from {}",
+                report.items,
+                report.dataset,
+                report.added,
+                report.unchanged,
+                report.images,
+                report.path.display()
+            );
         }
     }
     Ok(if report.failed() > 0 {

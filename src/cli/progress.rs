@@ -126,6 +126,31 @@ impl EventSink for BarSink {
                     .println(format!("failed: {}: {reason}", path.display()));
             }
             Event::BatchFinished { .. } => {}
+            // An import: one bar over every image, grown as each source is read.
+            Event::ImportScanned { images, .. } => {
+                let bar = overall.get_or_insert_with(|| {
+                    let bar = self.multi.add(ProgressBar::new(0));
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:>10} [{bar:30}] {pos}/{len} images {elapsed} eta {eta}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                    );
+                    bar.set_prefix("importing");
+                    bar
+                });
+                bar.inc_length(images as u64);
+            }
+            Event::ImportImageDone { .. } => {
+                if let Some(b) = overall.as_ref() {
+                    b.inc(1);
+                }
+            }
+            Event::ImportProblem { message } => {
+                let _ = self.multi.println(format!("failed: {message}"));
+            }
+            Event::ImportFinished { .. } => {}
         }
     }
 }

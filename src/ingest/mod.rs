@@ -1,8 +1,11 @@
-//! Sources into the store: the video pipeline (audio → transcript → keyframes → pairs).
+//! Sources into the store: the video pipeline (audio → transcript → keyframes → pairs) and
+//! importers of image-caption datasets.
 
 pub mod discover;
+pub mod import;
 pub mod pairing;
 mod video;
 
+pub use import::{import, ImportError, ImportFormat, ImportOptions, ImportReport, Problem};
 pub use pairing::PairingOptions;
 pub use video::{ingest_videos, IngestError, IngestOptions, IngestReport, VideoReport};

@@ -10,6 +10,7 @@
 
 mod frames;
 mod probe;
+mod still;
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -21,6 +22,7 @@ pub use frames::{
     JpegFrame,
 };
 pub use probe::{probe, AudioStream, Probe, VideoStream};
+pub use still::{decode_still, Still, StillError, MAX_ALLOC, MAX_SIDE, THUMB_SIDE};
 
 /// Whisper's input rate.
 pub const SAMPLE_RATE: u32 = 16_000;

@@ -3,7 +3,7 @@
 use rusqlite_migration::{Migrations, M};
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 const V1: &str = r#"
@@ -98,4 +98,16 @@ CREATE TABLE items (
     UNIQUE (dataset_id, video_id, frame_s)
 );
 CREATE INDEX items_dataset ON items(dataset_id, id);
+"#;
+
+/// Imported image-caption data: thumbnails, extra fields, and an identity that makes
+/// re-importing the same (source, caption, image) a no-op.
+const V2: &str = r#"
+-- The JPEG thumbnail (longest side 256) of an image blob; itself a blob.
+ALTER TABLE blobs ADD COLUMN thumb_hash TEXT REFERENCES blobs(hash);
+-- Fields of the source record that have no column of their own (JSON object).
+ALTER TABLE items ADD COLUMN meta_json TEXT;
+-- Imported items (no video, no frame time) are unique per dataset, source, caption and image.
+CREATE UNIQUE INDEX items_imported ON items(dataset_id, source_path, caption, image_hash)
+    WHERE video_id IS NULL AND frame_s IS NULL;
 "#;

@@ -145,6 +145,46 @@ pub struct ItemRow {
     pub frame_s: Option<f64>,
     pub image_hash: String,
     pub no_speech: bool,
+    pub split: Option<String>,
+    /// Fields of the imported record that have no column of their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// An imported image's blob row, with its JPEG thumbnail (also a blob).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageBlob {
+    pub hash: String,
+    pub size: u64,
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+    pub thumb_hash: String,
+    pub thumb_size: u64,
+    pub thumb_width: u32,
+    pub thumb_height: u32,
+}
+
+/// One image-caption pair from an imported dataset file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedItem {
+    pub image_hash: String,
+    pub caption: String,
+    /// The file (or `shard.tar:member`) the image came from.
+    pub source_path: String,
+    pub split: Option<String>,
+    pub meta_json: Option<String>,
+}
+
+/// A blob's catalog row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlobRow {
+    pub hash: String,
+    pub size: u64,
+    pub mime: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub thumb_hash: Option<String>,
 }
 
 pub const FLAG_NO_SPEECH: i64 = 1;
@@ -208,6 +248,15 @@ impl Store {
     }
 
     // ---- datasets ------------------------------------------------------------------------
+
+    /// Fails unless `name` may name a dataset (checked before any work, without creating it).
+    pub fn check_dataset_name(name: &str) -> Result<()> {
+        if valid_dataset_name(name) {
+            Ok(())
+        } else {
+            Err(StoreError::InvalidDatasetName(name.to_string()))
+        }
+    }
 
     /// The id of dataset `name`, created if it does not exist yet.
     pub fn ensure_dataset(&self, name: &str) -> Result<i64> {
@@ -580,7 +629,7 @@ impl Store {
         let dataset_id = self.dataset_id(dataset)?;
         let mut stmt = self.conn.prepare(
             "SELECT id, caption, context_before, context_after, source_path, start_s, end_s,
-                    frame_s, image_hash, flags
+                    frame_s, image_hash, flags, split, meta_json
              FROM items WHERE dataset_id = ?1
              ORDER BY video_id, start_s, id LIMIT ?2",
         )?;
@@ -597,9 +646,95 @@ impl Store {
                 frame_s: r.get(7)?,
                 image_hash: r.get(8)?,
                 no_speech: r.get::<_, i64>(9)? & FLAG_NO_SPEECH != 0,
+                split: r.get(10)?,
+                meta: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|m| serde_json::from_str(&m).ok()),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- imports -------------------------------------------------------------------------
+
+    /// Records imported images (whose bytes and thumbnails are already in the blob store) and
+    /// adds the items, in one transaction. An item already in the dataset (same source,
+    /// caption and image) is left as it is. Returns how many items were new.
+    pub fn save_imported_items(
+        &self,
+        dataset_id: i64,
+        images: &[ImageBlob],
+        items: &[ImportedItem],
+    ) -> Result<usize> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut added = 0;
+        {
+            let mut blob = tx.prepare(
+                "INSERT INTO blobs(hash, size, mime, width, height, thumb_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(hash) DO UPDATE SET
+                    thumb_hash = coalesce(blobs.thumb_hash, excluded.thumb_hash),
+                    width = coalesce(blobs.width, excluded.width),
+                    height = coalesce(blobs.height, excluded.height)",
+            )?;
+            for im in images {
+                // The thumbnail row first: the image's row references it.
+                blob.execute(params![
+                    im.thumb_hash,
+                    im.thumb_size as i64,
+                    "image/jpeg",
+                    im.thumb_width,
+                    im.thumb_height,
+                    None::<String>
+                ])?;
+                blob.execute(params![
+                    im.hash,
+                    im.size as i64,
+                    im.mime,
+                    im.width,
+                    im.height,
+                    // A small image can be its own thumbnail; no self-reference then.
+                    (im.thumb_hash != im.hash).then_some(&im.thumb_hash)
+                ])?;
+            }
+            let mut ins = tx.prepare(
+                "INSERT INTO items(dataset_id, image_hash, caption, source_path, split, meta_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            for it in items {
+                added += ins.execute(params![
+                    dataset_id,
+                    it.image_hash,
+                    it.caption,
+                    it.source_path,
+                    it.split,
+                    it.meta_json
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    pub fn blob_row(&self, hash: &str) -> Result<Option<BlobRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT hash, size, mime, width, height, thumb_hash FROM blobs WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(BlobRow {
+                        hash: r.get(0)?,
+                        size: r.get::<_, i64>(1)? as u64,
+                        mime: r.get(2)?,
+                        width: r.get(3)?,
+                        height: r.get(4)?,
+                        thumb_hash: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 }
 
@@ -647,13 +782,13 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), 2);
         migrations::migrations().validate().unwrap();
         drop(store);
         // reopening an up-to-date store is a no-op
         assert_eq!(
             Store::open(dir.path()).unwrap().schema_version().unwrap(),
-            1
+            2
         );
     }
 
@@ -737,5 +872,45 @@ mod tests {
         assert_eq!((job.stage, job.status.as_str()), (Stage::Items, "done"));
         let summary = store.dataset("d").unwrap();
         assert_eq!((summary.items, summary.videos), (1, 1));
+    }
+
+    #[test]
+    fn imported_items_are_unique_and_blobs_carry_thumbnails() {
+        let (_dir, store) = store();
+        let ds = store.ensure_dataset("coco").unwrap();
+        let image = ImageBlob {
+            hash: store.blobs().put(b"png bytes").unwrap(),
+            size: 9,
+            mime: "image/png".into(),
+            width: 640,
+            height: 480,
+            thumb_hash: store.blobs().put(b"thumb").unwrap(),
+            thumb_size: 5,
+            thumb_width: 256,
+            thumb_height: 192,
+        };
+        let item = |caption: &str| ImportedItem {
+            image_hash: image.hash.clone(),
+            caption: caption.into(),
+            source_path: "/data/a.png".into(),
+            split: Some("train".into()),
+            meta_json: Some(r#"{"id":1}"#.into()),
+        };
+        let batch = [item("a cat"), item("a cat on a mat")];
+        let images = std::slice::from_ref(&image);
+        assert_eq!(store.save_imported_items(ds, images, &batch).unwrap(), 2);
+        assert_eq!(store.save_imported_items(ds, images, &batch).unwrap(), 0);
+        let items = store.items("coco", None).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].split.as_deref(), Some("train"));
+        assert_eq!(items[0].meta, Some(serde_json::json!({"id": 1})));
+        let row = store.blob_row(&image.hash).unwrap().unwrap();
+        assert_eq!(row.thumb_hash.as_deref(), Some(image.thumb_hash.as_str()));
+        assert_eq!((row.width, row.height), (Some(640), Some(480)));
+        let thumb = store.blob_row(&image.thumb_hash).unwrap().unwrap();
+        assert_eq!(
+            (thumb.mime.as_str(), thumb.thumb_hash),
+            ("image/jpeg", None)
+        );
     }
 }

@@ -1,0 +1,273 @@
+//! Still images from datasets (JPEG, PNG, WebP, SVG): decoded once, checked, measured and
+//! thumbnailed. Decoding runs under `image::Limits`, so a header claiming a huge size is
+//! refused before any pixel buffer is allocated.
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+
+/// Largest width or height we accept (a decompression bomb declares far more).
+pub const MAX_SIDE: u32 = 16_384;
+/// Most memory one decode may allocate.
+pub const MAX_ALLOC: u64 = 512 * 1024 * 1024;
+/// Longest side of the stored thumbnail.
+pub const THUMB_SIDE: u32 = 256;
+const THUMB_QUALITY: u8 = 85;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StillError {
+    #[error("not a JPEG, PNG, WebP or SVG image")]
+    UnknownFormat,
+    #[error("{format} images are not supported (use JPEG, PNG, WebP or SVG)")]
+    Unsupported { format: String },
+    #[error("image is {width}×{height}, larger than the {MAX_SIDE}×{MAX_SIDE} limit")]
+    TooLarge { width: u32, height: u32 },
+    #[error("corrupt or truncated image: {0}")]
+    Corrupt(String),
+    #[error("SVG references an external file ({href:?}); only self-contained SVGs are imported")]
+    SvgExternal { href: String },
+    #[error("invalid SVG: {0}")]
+    Svg(String),
+    #[error("encoding the thumbnail: {0}")]
+    Thumbnail(String),
+}
+
+/// One decoded image: what the catalog records about it and its JPEG thumbnail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Still {
+    /// "jpeg", "png", "webp" or "svg".
+    pub format: &'static str,
+    pub mime: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub thumb_jpeg: Vec<u8>,
+    pub thumb_width: u32,
+    pub thumb_height: u32,
+}
+
+fn looks_like_svg(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(1024)];
+    let head = String::from_utf8_lossy(head);
+    let head = head.trim_start_matches('\u{feff}').trim_start();
+    head.starts_with("<svg") || (head.starts_with("<?xml") && head.contains("<svg"))
+}
+
+/// Decodes `bytes` fully (so truncation is caught) and makes the thumbnail.
+pub fn decode_still(bytes: &[u8]) -> Result<Still, StillError> {
+    if looks_like_svg(bytes) {
+        return decode_svg(bytes);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| StillError::Corrupt(e.to_string()))?;
+    let (format, mime) = match reader.format() {
+        Some(ImageFormat::Jpeg) => ("jpeg", "image/jpeg"),
+        Some(ImageFormat::Png) => ("png", "image/png"),
+        Some(ImageFormat::WebP) => ("webp", "image/webp"),
+        Some(other) => {
+            return Err(StillError::Unsupported {
+                format: format!("{other:?}"),
+            })
+        }
+        None => return Err(StillError::UnknownFormat),
+    };
+    let mut reader = reader;
+    reader.limits(limits());
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => match header_dimensions(bytes) {
+            Some((width, height)) => StillError::TooLarge { width, height },
+            None => StillError::Corrupt(e.to_string()),
+        },
+        other => StillError::Corrupt(other.to_string()),
+    })?;
+    let (width, height) = (img.width(), img.height());
+    let thumb = if width.max(height) > THUMB_SIDE {
+        img.thumbnail(THUMB_SIDE, THUMB_SIDE)
+    } else {
+        img
+    };
+    let (thumb_jpeg, thumb_width, thumb_height) = encode_thumb(&thumb)?;
+    Ok(Still {
+        format,
+        mime,
+        width,
+        height,
+        thumb_jpeg,
+        thumb_width,
+        thumb_height,
+    })
+}
+
+fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.max_image_width = Some(MAX_SIDE);
+    l.max_image_height = Some(MAX_SIDE);
+    l.max_alloc = Some(MAX_ALLOC);
+    l
+}
+
+/// The dimensions in the header only (no decoding), for the message about a refused image.
+fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
+
+fn encode_thumb(img: &DynamicImage) -> Result<(Vec<u8>, u32, u32), StillError> {
+    let rgb = img.to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, THUMB_QUALITY)
+        .encode(
+            &rgb,
+            rgb.width(),
+            rgb.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| StillError::Thumbnail(e.to_string()))?;
+    Ok((out, rgb.width(), rgb.height()))
+}
+
+/// SVGs are parsed without fonts or file access; any `<image>` pointing outside the file is an
+/// error rather than silently left blank. Only the thumbnail is rasterised, so a huge declared
+/// canvas costs nothing.
+fn decode_svg(bytes: &[u8]) -> Result<Still, StillError> {
+    use resvg::{tiny_skia, usvg};
+    let external: Arc<Mutex<Option<String>>> = Arc::default();
+    let seen = external.clone();
+    let resolver = usvg::ImageHrefResolver {
+        // Embedded raster data is fine; nested SVG data would need the same guard, so it is
+        // not rendered.
+        resolve_data: Box::new(|mime, data, _| match mime {
+            "image/jpg" | "image/jpeg" => Some(usvg::ImageKind::JPEG(data)),
+            "image/png" => Some(usvg::ImageKind::PNG(data)),
+            "image/webp" => Some(usvg::ImageKind::WEBP(data)),
+            _ => None,
+        }),
+        resolve_string: Box::new(move |href, _| {
+            seen.lock()
+                .expect("svg href lock")
+                .get_or_insert_with(|| href.to_string());
+            None
+        }),
+    };
+    let opts = usvg::Options {
+        image_href_resolver: resolver,
+        ..usvg::Options::default()
+    };
+    let tree = usvg::Tree::from_data(bytes, &opts).map_err(|e| StillError::Svg(e.to_string()))?;
+    if let Some(href) = external.lock().expect("svg href lock").take() {
+        return Err(StillError::SvgExternal { href });
+    }
+    let size = tree.size();
+    let width = size.width().ceil() as u32;
+    let height = size.height().ceil() as u32;
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(StillError::TooLarge { width, height });
+    }
+    let scale = (THUMB_SIDE as f32 / size.width().max(size.height())).min(1.0);
+    let tw = ((size.width() * scale).round() as u32).max(1);
+    let th = ((size.height() * scale).round() as u32).max(1);
+    let mut pixmap =
+        tiny_skia::Pixmap::new(tw, th).ok_or_else(|| StillError::Svg("empty canvas".into()))?;
+    // White under transparent areas, as a browser shows it (JPEG has no alpha).
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(scale, scale),
+        &mut pixmap.as_mut(),
+    );
+    let rgba = image::RgbaImage::from_raw(tw, th, pixmap.take())
+        .ok_or_else(|| StillError::Svg("pixmap size mismatch".into()))?;
+    let (thumb_jpeg, thumb_width, thumb_height) = encode_thumb(&DynamicImage::ImageRgba8(rgba))?;
+    Ok(Still {
+        format: "svg",
+        mime: "image/svg+xml",
+        width: width.max(1),
+        height: height.max(1),
+        thumb_jpeg,
+        thumb_width,
+        thumb_height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn decodes_measures_and_thumbnails() {
+        let s = decode_still(&png(600, 300)).unwrap();
+        assert_eq!((s.format, s.width, s.height), ("png", 600, 300));
+        assert_eq!((s.thumb_width, s.thumb_height), (256, 128));
+        assert_eq!(&s.thumb_jpeg[..2], [0xff, 0xd8]);
+        let small = decode_still(&png(10, 20)).unwrap();
+        assert_eq!((small.thumb_width, small.thumb_height), (10, 20));
+    }
+
+    #[test]
+    fn refuses_truncated_and_garbage() {
+        let bytes = png(64, 64);
+        assert!(matches!(
+            decode_still(&bytes[..bytes.len() / 2]),
+            Err(StillError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_still(b"hello there"),
+            Err(StillError::UnknownFormat)
+        ));
+    }
+
+    #[test]
+    fn refuses_a_bomb_header_before_allocating() {
+        // A real PNG whose IHDR is rewritten to claim 100000×100000 (CRC fixed up).
+        let mut bytes = png(8, 8);
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        match decode_still(&bytes) {
+            Err(StillError::TooLarge { width, height }) => {
+                assert_eq!((width, height), (100_000, 100_000))
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn svg_rasterised_and_external_refs_refused() {
+        let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="512" height="256"><rect width="512" height="256" fill="red"/></svg>"#;
+        let s = decode_still(svg).unwrap();
+        assert_eq!((s.format, s.width, s.height), ("svg", 512, 256));
+        assert_eq!((s.thumb_width, s.thumb_height), (256, 128));
+        let ext = br#"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10"><image xlink:href="/etc/secret.png" width="10" height="10"/></svg>"#;
+        match decode_still(ext) {
+            Err(StillError::SvgExternal { href }) => assert_eq!(href, "/etc/secret.png"),
+            other => panic!("expected SvgExternal, got {other:?}"),
+        }
+    }
+
+    pub(crate) fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}
