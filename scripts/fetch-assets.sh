@@ -64,6 +64,38 @@ with zipfile.ZipFile(sys.argv[1]) as z:
 PY
 fi
 
+# --- Open Clip Art: about 7,500 SVGs whose metadata (title, description, keywords) are captions --
+if [ ! -d "$assets/openclipart/svg" ]; then
+  if ! ls "$dl"/openclipart-svg_*.deb >/dev/null 2>&1; then
+    log "downloading openclipart-svg"
+    (cd "$dl" && { apt-get download -qq openclipart-svg 2>/dev/null \
+      || { apt-get update -qq && apt-get download -qq openclipart-svg; }; })
+  fi
+  tmp="$(mktemp -d)"
+  dpkg-deb -x "$dl"/openclipart-svg_*.deb "$tmp"
+  mkdir -p "$assets/openclipart"
+  mv "$tmp/usr/share/openclipart/svg" "$assets/openclipart/svg"
+  rm -rf "$tmp"
+fi
+
 # --- composed test videos: real frames + real speech, known cuts -----------------------------
 python3 "$here/compose_videos.py" --assets "$assets"
+# --- easy-VQA: 5,000 rendered shapes with 48,248 questions (the VQA import test) --------------
+pip_get easy-vqa==1.0
+if [ ! -f "$assets/easy-vqa/data/answers.txt" ]; then
+  log "unpacking easy-VQA"
+  rm -rf "$assets/easy-vqa.part"
+  python3 - "$dl"/easy_vqa-1.0-*.whl "$assets/easy-vqa.part" <<'PY'
+import sys, zipfile, os
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for n in z.namelist():
+        if n.startswith("easy_vqa/data/") and not n.endswith((".DS_Store", "/")):
+            out = os.path.join(sys.argv[2], n[len("easy_vqa/"):])
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            open(out, "wb").write(z.read(n))
+PY
+  rm -rf "$assets/easy-vqa"
+  mv "$assets/easy-vqa.part" "$assets/easy-vqa"
+fi
+
 log "assets ready in $assets"

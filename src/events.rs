@@ -118,6 +118,17 @@ pub enum Event {
         unchanged: usize,
         failed: usize,
     },
+    /// An export is about to write `items` items.
+    ExportStarted {
+        items: usize,
+    },
+    /// One item of an export was written.
+    ExportItemDone,
+    /// A shard (or the table) of an export is complete under its final name.
+    ExportFileWritten {
+        path: PathBuf,
+        items: usize,
+    },
 }
 
 pub trait EventSink: Send + Sync {

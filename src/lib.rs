@@ -5,6 +5,7 @@
 //! through one [`events::EventSink`] that every face (CLI, app) renders.
 
 pub mod asr;
+pub mod curate;
 pub mod eval;
 pub mod events;
 pub mod ingest;

@@ -1,5 +1,7 @@
 //! Arguments and commands of the `tessera` binary.
 
+mod curate;
+mod explore;
 mod progress;
 
 use std::io::Write;
@@ -35,11 +37,15 @@ struct Cli {
 enum Command {
     /// Turn videos into keyframe–transcript pairs in a dataset.
     Ingest(IngestArgs),
-    /// Import image-caption data (a folder, JSONL/CSV/TSV, COCO, WebDataset shards).
+    /// Import image-caption data (a folder, JSONL/CSV/TSV, COCO, WebDataset shards) or VQA data
+    /// (VQA v2, JSONL, easy-VQA).
     Import(ImportArgs),
     /// Data sets in the store.
     #[command(subcommand)]
     Datasets(DatasetsCmd),
+    /// Write a dataset out as WebDataset shards or a JSONL table with its images.
+    #[command(subcommand)]
+    Export(explore::ExportCmd),
     /// Items of a dataset.
     Items {
         dataset: String,
@@ -130,6 +136,12 @@ enum FormatArg {
     Coco,
     /// A .tar shard, or a directory of them (key.jpg + key.txt [+ key.json]).
     Webdataset,
+    /// VQA v2: a questions JSON, with --annotations (the answers) and --images (COCO images).
+    Vqa2,
+    /// One JSON object per line: image path, "question", "answers" (a list) or "answer".
+    VqaJsonl,
+    /// The easy-VQA data folder (train/ and test/ with questions.json and images/).
+    EasyVqa,
 }
 
 impl From<FormatArg> for ImportFormat {
@@ -141,6 +153,9 @@ impl From<FormatArg> for ImportFormat {
             FormatArg::Tsv => ImportFormat::Tsv,
             FormatArg::Coco => ImportFormat::Coco,
             FormatArg::Webdataset => ImportFormat::Webdataset,
+            FormatArg::Vqa2 => ImportFormat::Vqa2,
+            FormatArg::VqaJsonl => ImportFormat::VqaJsonl,
+            FormatArg::EasyVqa => ImportFormat::EasyVqa,
         }
     }
 }
@@ -163,9 +178,13 @@ struct ImportArgs {
     /// Column (JSONL field) with the caption.
     #[arg(long, default_value = "caption")]
     caption_col: String,
-    /// Where a COCO file's images are (default for a Karpathy file: its own directory).
+    /// Where a COCO or VQA v2 file's images are (default for a Karpathy file: its own
+    /// directory).
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
+    /// VQA v2's annotations file: the answers to the questions in PATH.
+    #[arg(long, value_name = "FILE")]
+    annotations: Option<PathBuf>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -184,6 +203,10 @@ enum DatasetsCmd {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Curate(curate::CurateCmd),
+    #[command(flatten)]
+    Explore(explore::ExploreCmd),
 }
 
 #[derive(Subcommand)]
@@ -277,6 +300,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Datasets(DatasetsCmd::Curate(cmd)) => curate::run(&dir, cmd),
+        Command::Datasets(DatasetsCmd::Explore(cmd)) => explore::run(&dir, cmd),
+        Command::Export(cmd) => explore::run_export(&dir, cmd),
         Command::Datasets(DatasetsCmd::Show { name, json }) => {
             let store = open_store(&dir)?;
             let d = store.dataset(&name)?;
@@ -332,6 +358,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         it.source_path
                     );
                     println!("       {caption}");
+                    if let Some(q) = &it.question {
+                        // The most given answer; `--json` shows them all.
+                        let top = it.answers.as_ref().and_then(|a| a[0]["answer"].as_str());
+                        println!("       Q: {q}  A: {}", top.unwrap_or("-"));
+                    }
                     if !it.context_before.is_empty() || !it.context_after.is_empty() {
                         println!("       before: {}", it.context_before);
                         println!("       after:  {}", it.context_after);
@@ -405,6 +436,7 @@ fn import_data(dir: &Path, args: ImportArgs) -> Result<ExitCode> {
         image_col: args.image_col,
         caption_col: args.caption_col,
         images_dir: args.images,
+        annotations: args.annotations,
         ..ImportOptions::new(&args.dataset, args.format.into(), &args.path)
     };
     let sink = Arc::new(progress::BarSink::new());

@@ -151,6 +151,24 @@ impl EventSink for BarSink {
                 let _ = self.multi.println(format!("failed: {message}"));
             }
             Event::ImportFinished { .. } => {}
+            Event::ExportStarted { items } => {
+                let bar = self.multi.add(ProgressBar::new(items as u64));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>10} [{bar:30}] {pos}/{len} items {elapsed} eta {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix("exporting");
+                *overall = Some(bar);
+            }
+            Event::ExportItemDone => {
+                if let Some(b) = overall.as_ref() {
+                    b.inc(1);
+                }
+            }
+            Event::ExportFileWritten { .. } => {}
         }
     }
 }

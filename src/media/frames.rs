@@ -47,6 +47,14 @@ pub fn phash_distance(a: &[u8], b: &[u8]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
 
+/// Perceptual hash of an encoded still (JPEG, PNG, WebP), computed as [`analyze_frames`] hashes
+/// frames, so stored images compare with [`phash_distance`] like keyframes do.
+pub fn phash_image(bytes: &[u8]) -> std::result::Result<Vec<u8>, super::StillError> {
+    let img =
+        image::load_from_memory(bytes).map_err(|e| super::StillError::Corrupt(e.to_string()))?;
+    Ok(hasher().hash_image(&img.to_luma8()).as_bytes().to_vec())
+}
+
 fn hasher() -> Hasher {
     HasherConfig::new()
         .hash_alg(HashAlg::Gradient)
@@ -255,13 +263,13 @@ pub fn extract_jpegs(
     }
     raw.into_par_iter()
         .map(|rgb| {
-            let mut bytes = Vec::new();
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)
-                .encode(&rgb, width, height, image::ExtendedColorType::Rgb8)
-                .map_err(|e| MediaError::Decode {
-                    path: path.to_path_buf(),
-                    what: "keyframes",
-                    reason: format!("JPEG encoding: {e}"),
+            let bytes =
+                super::encode_jpeg(&rgb, width, height, JPEG_QUALITY).map_err(|reason| {
+                    MediaError::Decode {
+                        path: path.to_path_buf(),
+                        what: "keyframes",
+                        reason: format!("JPEG encoding: {reason}"),
+                    }
                 })?;
             Ok(JpegFrame {
                 bytes,

@@ -9,6 +9,7 @@
 //! pipe uncopied, so the process boundary costs little next to decoding and Whisper.
 
 mod frames;
+mod pixels;
 mod probe;
 mod still;
 
@@ -18,11 +19,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use frames::{
-    analyze_frames, extract_jpegs, laplacian_variance, phash_distance, FrameSample, FrameSampling,
-    JpegFrame,
+    analyze_frames, extract_jpegs, laplacian_variance, phash_distance, phash_image, FrameSample,
+    FrameSampling, JpegFrame,
 };
+pub use pixels::{encode_jpeg, fit_within, resize_rgb};
 pub use probe::{probe, AudioStream, Probe, VideoStream};
-pub use still::{decode_still, Still, StillError, MAX_ALLOC, MAX_SIDE, THUMB_SIDE};
+pub use still::{
+    decode_still, svg_metadata, Still, StillError, SvgMetadata, MAX_ALLOC, MAX_SIDE, THUMB_SIDE,
+};
 
 /// Whisper's input rate.
 pub const SAMPLE_RATE: u32 = 16_000;

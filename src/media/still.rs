@@ -82,12 +82,7 @@ pub fn decode_still(bytes: &[u8]) -> Result<Still, StillError> {
         other => StillError::Corrupt(other.to_string()),
     })?;
     let (width, height) = (img.width(), img.height());
-    let thumb = if width.max(height) > THUMB_SIDE {
-        img.thumbnail(THUMB_SIDE, THUMB_SIDE)
-    } else {
-        img
-    };
-    let (thumb_jpeg, thumb_width, thumb_height) = encode_thumb(&thumb)?;
+    let (thumb_jpeg, thumb_width, thumb_height) = encode_thumb(img.into_rgb8())?;
     Ok(Still {
         format,
         mime,
@@ -116,18 +111,13 @@ fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
         .ok()
 }
 
-fn encode_thumb(img: &DynamicImage) -> Result<(Vec<u8>, u32, u32), StillError> {
-    let rgb = img.to_rgb8();
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, THUMB_QUALITY)
-        .encode(
-            &rgb,
-            rgb.width(),
-            rgb.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| StillError::Thumbnail(e.to_string()))?;
-    Ok((out, rgb.width(), rgb.height()))
+/// The JPEG thumbnail (longest side [`THUMB_SIDE`]) of an RGB image.
+fn encode_thumb(rgb: image::RgbImage) -> Result<(Vec<u8>, u32, u32), StillError> {
+    let (w, h) = rgb.dimensions();
+    let (tw, th) = super::fit_within(w, h, THUMB_SIDE);
+    let small = super::resize_rgb(rgb.into_raw(), w, h, tw, th).map_err(StillError::Thumbnail)?;
+    let jpeg = super::encode_jpeg(&small, tw, th, THUMB_QUALITY).map_err(StillError::Thumbnail)?;
+    Ok((jpeg, tw, th))
 }
 
 /// SVGs are parsed without fonts or file access; any `<image>` pointing outside the file is an
@@ -181,7 +171,8 @@ fn decode_svg(bytes: &[u8]) -> Result<Still, StillError> {
     );
     let rgba = image::RgbaImage::from_raw(tw, th, pixmap.take())
         .ok_or_else(|| StillError::Svg("pixmap size mismatch".into()))?;
-    let (thumb_jpeg, thumb_width, thumb_height) = encode_thumb(&DynamicImage::ImageRgba8(rgba))?;
+    let (thumb_jpeg, thumb_width, thumb_height) =
+        encode_thumb(DynamicImage::ImageRgba8(rgba).into_rgb8())?;
     Ok(Still {
         format: "svg",
         mime: "image/svg+xml",
@@ -193,9 +184,129 @@ fn decode_svg(bytes: &[u8]) -> Result<Still, StillError> {
     })
 }
 
+/// What an SVG says about itself: the title, description and keywords of its `cc:Work`
+/// metadata (as Inkscape and Open Clip Art write them), else its top-level `<title>`/`<desc>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SvgMetadata {
+    pub title: String,
+    pub description: String,
+    pub keywords: Vec<String>,
+}
+
+impl SvgMetadata {
+    /// A caption: title, description and the keywords the title does not already say.
+    pub fn caption(&self) -> String {
+        let title_lower = self.title.to_lowercase();
+        let keywords: Vec<&str> = self
+            .keywords
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !title_lower.contains(&k.to_lowercase()))
+            .collect();
+        let description = (self.description != self.title).then_some(self.description.as_str());
+        [
+            Some(self.title.as_str()),
+            description,
+            Some(&keywords.join(", ")),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(". ")
+    }
+}
+
+const SVG_NS: &str = "http://www.w3.org/2000/svg";
+const DC_NS: &str = "http://purl.org/dc/elements/1.1/";
+/// Creative Commons' namespace, today's and the one older Inkscape files use.
+const CC_NS: [&str; 2] = [
+    "http://creativecommons.org/ns#",
+    "http://web.resource.org/cc/",
+];
+const RDF_NS: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
+
+fn clean(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The SVG's own metadata, or `None` when it is not parseable XML or states nothing.
+pub fn svg_metadata(bytes: &[u8]) -> Option<SvgMetadata> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, opts).ok()?;
+    let child_text = |node: roxmltree::Node, ns: &str, name: &str| {
+        node.children()
+            .find(|c| c.has_tag_name((ns, name)))
+            .map(|c| {
+                let text: String = c
+                    .descendants()
+                    .filter(|d| d.is_text())
+                    .filter_map(|d| d.text())
+                    .collect();
+                clean(&text)
+            })
+            .unwrap_or_default()
+    };
+    let meta = match doc
+        .descendants()
+        .find(|n| CC_NS.iter().any(|ns| n.has_tag_name((*ns, "Work"))))
+    {
+        Some(work) => SvgMetadata {
+            title: child_text(work, DC_NS, "title"),
+            description: child_text(work, DC_NS, "description"),
+            keywords: work
+                .children()
+                .filter(|c| c.has_tag_name((DC_NS, "subject")))
+                .flat_map(|s| s.descendants().filter(|d| d.has_tag_name((RDF_NS, "li"))))
+                .filter_map(|li| li.text().map(clean))
+                .filter(|k| !k.is_empty())
+                .collect(),
+        },
+        None => SvgMetadata {
+            title: child_text(doc.root_element(), SVG_NS, "title"),
+            description: child_text(doc.root_element(), SVG_NS, "desc"),
+            keywords: Vec::new(),
+        },
+    };
+    (!meta.caption().is_empty()).then_some(meta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn svg_metadata_reads_the_work_not_its_agents() {
+        let svg = br#"<?xml version="1.0"?>
+<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:dc="http://purl.org/dc/elements/1.1/"
+     xmlns:cc="http://creativecommons.org/ns#"
+     xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" width="10" height="10">
+  <metadata><rdf:RDF><cc:Work rdf:about="">
+    <dc:title>bat</dc:title>
+    <dc:description>  a  flying
+       mammal </dc:description>
+    <dc:subject><rdf:Bag><rdf:li>mammal</rdf:li><rdf:li>Bat</rdf:li><rdf:li>night</rdf:li></rdf:Bag></dc:subject>
+    <dc:creator><cc:Agent><dc:title>Orlando Karam</dc:title></cc:Agent></dc:creator>
+  </cc:Work></rdf:RDF></metadata>
+  <rect width="10" height="10"/>
+</svg>"#;
+        let m = svg_metadata(svg).unwrap();
+        assert_eq!(m.title, "bat");
+        assert_eq!(m.description, "a flying mammal");
+        assert_eq!(m.keywords, ["mammal", "Bat", "night"]);
+        assert_eq!(m.caption(), "bat. a flying mammal. mammal, night");
+
+        let plain = br#"<svg xmlns="http://www.w3.org/2000/svg"><title>Red circle</title><circle r="3"/></svg>"#;
+        assert_eq!(svg_metadata(plain).unwrap().caption(), "Red circle");
+        let bare = br#"<svg xmlns="http://www.w3.org/2000/svg"><circle r="3"/></svg>"#;
+        assert_eq!(svg_metadata(bare), None);
+        assert_eq!(svg_metadata(b"not xml <"), None);
+    }
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));

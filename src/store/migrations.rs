@@ -3,7 +3,7 @@
 use rusqlite_migration::{Migrations, M};
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 const V1: &str = r#"
@@ -110,4 +110,51 @@ ALTER TABLE items ADD COLUMN meta_json TEXT;
 -- Imported items (no video, no frame time) are unique per dataset, source, caption and image.
 CREATE UNIQUE INDEX items_imported ON items(dataset_id, source_path, caption, image_hash)
     WHERE video_id IS NULL AND frame_s IS NULL;
+"#;
+
+/// Visual question answering: a question about the item's image and every answer the source
+/// gives, so one image can carry many questions.
+const V3: &str = r#"
+ALTER TABLE items ADD COLUMN question TEXT;
+-- JSON array of the distinct answers, most given first: [{"answer", "count", "confidence"?}].
+ALTER TABLE items ADD COLUMN answers_json TEXT;
+-- VQA v2's answer type ("yes/no", "number", "other") and question type ("what color is").
+ALTER TABLE items ADD COLUMN answer_type TEXT;
+ALTER TABLE items ADD COLUMN question_type TEXT;
+-- The question and its answers join the identity of an imported item: re-importing is still a
+-- no-op, while one image can carry many questions.
+DROP INDEX items_imported;
+CREATE UNIQUE INDEX items_imported ON items(dataset_id, source_path, caption, image_hash,
+    coalesce(question, ''), coalesce(answers_json, ''))
+    WHERE video_id IS NULL AND frame_s IS NULL;
+"#;
+
+/// Full-text search over captions and their context: an external-content FTS5 index (the text
+/// stays in `items` only), kept in step by triggers and filled from the rows already there.
+const V4: &str = r#"
+CREATE VIRTUAL TABLE items_fts USING fts5(
+    caption, context_before, context_after,
+    content = 'items', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2',
+    -- Prefix indexes: the app searches as the user types ("ki*"), which would otherwise
+    -- scan every term starting so.
+    prefix = '2 3'
+);
+CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN
+    INSERT INTO items_fts(rowid, caption, context_before, context_after)
+    VALUES (new.id, new.caption, new.context_before, new.context_after);
+END;
+CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+    INSERT INTO items_fts(items_fts, rowid, caption, context_before, context_after)
+    VALUES ('delete', old.id, old.caption, old.context_before, old.context_after);
+END;
+-- Only text changes touch the index (a split or flag update does not).
+CREATE TRIGGER items_fts_update AFTER UPDATE OF id, caption, context_before, context_after
+ON items BEGIN
+    INSERT INTO items_fts(items_fts, rowid, caption, context_before, context_after)
+    VALUES ('delete', old.id, old.caption, old.context_before, old.context_after);
+    INSERT INTO items_fts(rowid, caption, context_before, context_after)
+    VALUES (new.id, new.caption, new.context_before, new.context_after);
+END;
+INSERT INTO items_fts(items_fts) VALUES ('rebuild');
 "#;

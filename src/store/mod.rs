@@ -2,13 +2,21 @@
 //! content-addressed blob directory beside it. Only this module writes SQL.
 
 mod blobs;
+mod curation;
 mod migrations;
+mod search;
+mod stats;
+mod vqa;
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use blobs::{hash_bytes, hash_file, BlobStore};
+pub use curation::{CurationItem, MergeReport};
+pub use search::{SearchHit, SearchOptions};
+pub use stats::{DatasetStats, SourceCount, SplitCount, WordBucket, CAPTION_WORD_BUCKETS};
+pub use vqa::ImportedQuestion;
 
 use crate::events::Stage;
 
@@ -30,6 +38,18 @@ pub enum StoreError {
     NoSuchDataset(String),
     #[error("invalid dataset name {0:?}: use 1-64 letters, digits, '-', '_' or '.'")]
     InvalidDatasetName(String),
+    #[error("search query {query:?}: {reason} (FTS5 syntax: words, \"a phrase\", prefix*, AND/OR/NOT, NEAR(a b))")]
+    BadSearchQuery { query: String, reason: String },
+    #[error("no item #{0} (see `tessera items`)")]
+    NoSuchItem(i64),
+    #[error("item #{id} belongs to dataset {actual:?}, not {expected:?}")]
+    ItemInOtherDataset {
+        id: i64,
+        expected: String,
+        actual: String,
+    },
+    #[error("dataset {dataset:?} already has item #{other} with that image, source and caption")]
+    DuplicateItem { dataset: String, other: i64 },
 }
 
 impl StoreError {
@@ -149,6 +169,15 @@ pub struct ItemRow {
     /// Fields of the imported record that have no column of their own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
+    /// VQA items: the question, its answers (see `ImportedQuestion`) and their types.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub question_type: Option<String>,
 }
 
 /// An imported image's blob row, with its JPEG thumbnail (also a blob).
@@ -174,6 +203,8 @@ pub struct ImportedItem {
     pub source_path: String,
     pub split: Option<String>,
     pub meta_json: Option<String>,
+    /// A VQA item's question and answers.
+    pub question: Option<ImportedQuestion>,
 }
 
 /// A blob's catalog row.
@@ -627,31 +658,12 @@ impl Store {
     /// Items of a dataset in source order (video, then time); `limit` None means all.
     pub fn items(&self, dataset: &str, limit: Option<usize>) -> Result<Vec<ItemRow>> {
         let dataset_id = self.dataset_id(dataset)?;
-        let mut stmt = self.conn.prepare(
-            "SELECT id, caption, context_before, context_after, source_path, start_s, end_s,
-                    frame_s, image_hash, flags, split, meta_json
-             FROM items WHERE dataset_id = ?1
-             ORDER BY video_id, start_s, id LIMIT ?2",
-        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE dataset_id = ?1
+             ORDER BY video_id, start_s, id LIMIT ?2"
+        ))?;
         let limit = limit.map(|l| l as i64).unwrap_or(-1);
-        let rows = stmt.query_map(params![dataset_id, limit], |r| {
-            Ok(ItemRow {
-                id: r.get(0)?,
-                caption: r.get(1)?,
-                context_before: r.get(2)?,
-                context_after: r.get(3)?,
-                source_path: r.get(4)?,
-                start_s: r.get(5)?,
-                end_s: r.get(6)?,
-                frame_s: r.get(7)?,
-                image_hash: r.get(8)?,
-                no_speech: r.get::<_, i64>(9)? & FLAG_NO_SPEECH != 0,
-                split: r.get(10)?,
-                meta: r
-                    .get::<_, Option<String>>(11)?
-                    .and_then(|m| serde_json::from_str(&m).ok()),
-            })
-        })?;
+        let rows = stmt.query_map(params![dataset_id, limit], item_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -698,18 +710,24 @@ impl Store {
                 ])?;
             }
             let mut ins = tx.prepare(
-                "INSERT INTO items(dataset_id, image_hash, caption, source_path, split, meta_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO items(dataset_id, image_hash, caption, source_path, split, meta_json,
+                    question, answers_json, answer_type, question_type)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT DO NOTHING",
             )?;
             for it in items {
+                let q = it.question.as_ref();
                 added += ins.execute(params![
                     dataset_id,
                     it.image_hash,
                     it.caption,
                     it.source_path,
                     it.split,
-                    it.meta_json
+                    it.meta_json,
+                    q.map(|q| &q.question),
+                    q.map(|q| &q.answers_json),
+                    q.and_then(|q| q.answer_type.as_ref()),
+                    q.and_then(|q| q.question_type.as_ref())
                 ])?;
             }
         }
@@ -736,6 +754,37 @@ impl Store {
             )
             .optional()?)
     }
+}
+
+/// The item columns [`item_from_row`] reads, in its order (other columns of a query are read
+/// by name after them).
+pub(crate) const ITEM_COLUMNS: &str = "id, caption, context_before, context_after, source_path,
+    start_s, end_s, frame_s, image_hash, flags, split, meta_json, question, answers_json,
+    answer_type, question_type";
+
+pub(crate) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
+    Ok(ItemRow {
+        id: r.get(0)?,
+        caption: r.get(1)?,
+        context_before: r.get(2)?,
+        context_after: r.get(3)?,
+        source_path: r.get(4)?,
+        start_s: r.get(5)?,
+        end_s: r.get(6)?,
+        frame_s: r.get(7)?,
+        image_hash: r.get(8)?,
+        no_speech: r.get::<_, i64>(9)? & FLAG_NO_SPEECH != 0,
+        split: r.get(10)?,
+        meta: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|m| serde_json::from_str(&m).ok()),
+        question: r.get(12)?,
+        answers: r
+            .get::<_, Option<String>>(13)?
+            .and_then(|a| serde_json::from_str(&a).ok()),
+        answer_type: r.get(14)?,
+        question_type: r.get(15)?,
+    })
 }
 
 fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
@@ -782,13 +831,13 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 4);
         migrations::migrations().validate().unwrap();
         drop(store);
         // reopening an up-to-date store is a no-op
         assert_eq!(
             Store::open(dir.path()).unwrap().schema_version().unwrap(),
-            2
+            4
         );
     }
 
@@ -895,6 +944,7 @@ mod tests {
             source_path: "/data/a.png".into(),
             split: Some("train".into()),
             meta_json: Some(r#"{"id":1}"#.into()),
+            question: None,
         };
         let batch = [item("a cat"), item("a cat on a mat")];
         let images = std::slice::from_ref(&image);

@@ -118,3 +118,20 @@ pub fn blob_image(data_dir: &Path, hash: &str) -> image::DynamicImage {
     assert_eq!(&bytes[..2], [0xff, 0xd8], "keyframes are stored as JPEG");
     image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// A 64×48 PNG whose pixels depend on `seed` (different seeds, different blobs).
+pub fn png_bytes(seed: u8) -> Vec<u8> {
+    encoded(seed, image::ImageFormat::Png)
+}
+
+/// A 64×48 JPEG whose pixels depend on `seed`.
+pub fn jpeg_bytes(seed: u8) -> Vec<u8> {
+    encoded(seed, image::ImageFormat::Jpeg)
+}
+
+fn encoded(seed: u8, format: image::ImageFormat) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([seed, x as u8 * 4, y as u8 * 5]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}

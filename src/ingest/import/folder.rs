@@ -1,5 +1,7 @@
 //! A folder (searched recursively) of images with sidecar captions: `x.jpg` + `x.txt`, or
-//! `x.json` with a `caption` field (its other fields are kept as the item's meta).
+//! `x.json` with a `caption` field (its other fields are kept as the item's meta); an SVG
+//! without a sidecar is captioned from its own metadata (Open Clip Art's title, description,
+//! keywords).
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +73,19 @@ fn caption_for(image: &Path) -> Result<(String, Meta), ItemError> {
             ));
         };
         return non_empty(caption, &json).map(|c| (c, meta));
+    }
+    // Clip art carries its caption inside: title, description and keywords.
+    if image
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        let bytes = std::fs::read(image).map_err(|e| ItemError::io(image, e))?;
+        if let Some(m) = crate::media::svg_metadata(&bytes) {
+            let mut meta = Meta::new();
+            meta.insert("title".into(), m.title.clone().into());
+            meta.insert("keywords".into(), m.keywords.clone().into());
+            return Ok((m.caption(), meta));
+        }
     }
     Err(ItemError::file(
         image.display(),

