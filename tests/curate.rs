@@ -37,21 +37,6 @@ fn png(seed: u64, w: u32, h: u32) -> Vec<u8> {
     encode(&picture(seed, w, h), image::ImageFormat::Png)
 }
 
-fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    path.to_path_buf()
-}
-
-fn import(data: &Path, format: &str, path: &Path, dataset: &str) {
-    run_ok(
-        tessera(data)
-            .args(["import", format])
-            .arg(path)
-            .args(["--dataset", dataset, "--json"]),
-    );
-}
-
 /// `tessera datasets args…`, expected to fail: its stderr.
 fn fails(data: &Path, args: &[&str]) -> String {
     let out = tessera(data).arg("datasets").args(args).output().unwrap();
@@ -97,7 +82,7 @@ fn many(d: &Path) -> PathBuf {
 fn split_is_deterministic_grouped_by_source_and_close_to_the_ratios() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");
-    import(&data, "jsonl", &many(t.path()), "m");
+    import_ok(&data, "jsonl", &many(t.path()), "m");
     let all = items(&data, "m");
     assert_eq!(all.len(), 300);
 
@@ -154,7 +139,7 @@ fn split_refuses_bad_ratios_and_unknown_datasets() {
     let data = t.path().join("store");
     write(&t.path().join("f/a.png"), png(1, 32, 32));
     write(&t.path().join("f/a.txt"), "a");
-    import(&data, "folder", &t.path().join("f"), "s");
+    import_ok(&data, "folder", &t.path().join("f"), "s");
     for (ratios, says) in [
         ("train=0.8,val=0.1", "sum to 0.9"),
         ("train=1.2,test=-0.2", "must be positive"),
@@ -205,7 +190,7 @@ fn file_name(p: &str) -> String {
 fn dedupe_finds_exact_and_near_duplicates_and_drop_keeps_one_per_group() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");
-    import(&data, "folder", &duplicates(t.path()), "d");
+    import_ok(&data, "folder", &duplicates(t.path()), "d");
     let r = json(&datasets(&data, &["dedupe", "d", "--json"]));
     let groups: Vec<(String, Vec<String>)> = r["groups"]
         .as_array()
@@ -307,7 +292,7 @@ fn mixed(t: &Path, data: &Path) -> usize {
     write(&dir.join("three.txt"), "three little words");
     write(&dir.join("six.png"), png(23, 20, 64));
     write(&dir.join("six.txt"), "six words on a small image");
-    import(data, "folder", &dir, "x");
+    import_ok(data, "folder", &dir, "x");
     let out = ingest(data, "v", &[composed_path("noaudio.mp4")]);
     assert!(
         out.status.success(),
@@ -387,7 +372,7 @@ fn min_side_filter_drops_small_images() {
     write(&dir.join("small.txt"), "a small one");
     write(&dir.join("big.png"), png(32, 64, 64));
     write(&dir.join("big.txt"), "a big one");
-    import(&data, "folder", &dir, "x");
+    import_ok(&data, "folder", &dir, "x");
     let r = filter(&data, &["--min-side", "32", "--min-words", "1"]);
     assert_eq!(
         (r["removed"].as_u64(), r["too_small"].as_u64()),
@@ -403,10 +388,10 @@ fn edit_delete_and_merge_check_their_items() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");
     let dir = duplicates(t.path());
-    import(&data, "folder", &dir, "a");
+    import_ok(&data, "folder", &dir, "a");
     write(&t.path().join("g/g.png"), png(41, 32, 32));
     write(&t.path().join("g/g.txt"), "only in b");
-    import(&data, "folder", &t.path().join("g"), "b");
+    import_ok(&data, "folder", &t.path().join("g"), "b");
     let a = items(&data, "a");
     let b = items(&data, "b");
     let (first, other) = (a[0].id, b[0].id);
@@ -572,7 +557,7 @@ fn edit_refuses_a_caption_that_would_duplicate_an_item() {
     let d = t.path().join("j");
     write(&d.join("a.png"), png(61, 32, 32));
     let rows = "{\"image\": \"a.png\", \"caption\": \"one\"}\n{\"image\": \"a.png\", \"caption\": \"two\"}\n";
-    import(&data, "jsonl", &write(&d.join("a.jsonl"), rows), "j");
+    import_ok(&data, "jsonl", &write(&d.join("a.jsonl"), rows), "j");
     let all = items(&data, "j");
     let one = all.iter().find(|i| i.caption == "one").unwrap().id;
     let two = all.iter().find(|i| i.caption == "two").unwrap().id;

@@ -10,11 +10,6 @@ use std::process::Output;
 
 use common::*;
 
-fn write(path: &Path, bytes: impl AsRef<[u8]>) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
-
 const SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10"><rect width="20" height="10" fill="red"/></svg>"#;
 
 /// A folder of five images (JPEG, PNG, SVG) with caption sidecars, imported as `dataset`.
@@ -30,17 +25,8 @@ fn imported_folder(t: &Path, data: &Path, dataset: &str) -> PathBuf {
     write(&dir.join("d.txt"), "a dog sleeps under a red blanket");
     write(&dir.join("sub/e.jpg"), jpeg_bytes(5));
     write(&dir.join("sub/e.txt"), "an empty street at night");
-    import(data, "folder", &dir, dataset);
+    import_ok(data, "folder", &dir, dataset);
     dir
-}
-
-fn import(data: &Path, format: &str, path: &Path, dataset: &str) -> serde_json::Value {
-    let out = run_ok(tessera(data).args(["import", format]).arg(path).args([
-        "--dataset",
-        dataset,
-        "--json",
-    ]));
-    json(&out)
 }
 
 /// (caption, image hash) of every item, sorted.
@@ -123,7 +109,7 @@ fn webdataset_export_round_trips_through_import_in_shards_of_the_asked_size() {
     exts.sort();
     assert_eq!(exts, ["jpg", "jpg", "png", "png", "svg"]);
 
-    let report = import(&data, "webdataset", &shards, "copy");
+    let report = import_ok(&data, "webdataset", &shards, "copy");
     assert_eq!(report["added"], 5, "{report}");
     assert_eq!(pairs(&data, "copy"), pairs(&data, "src"));
 }
@@ -159,7 +145,7 @@ fn jsonl_export_round_trips_with_images_beside_it() {
     left.sort();
     assert_eq!(left, ["data.jsonl", "images"]);
 
-    let report = import(&data, "jsonl", &table, "copy");
+    let report = import_ok(&data, "jsonl", &table, "copy");
     assert_eq!(report["added"], 5, "{report}");
     assert_eq!(pairs(&data, "copy"), pairs(&data, "src"));
 }
@@ -177,7 +163,7 @@ fn split_filter_exports_only_that_split() {
         {"filename": "b.jpg", "split": "train", "sentences": [{"raw": "A dog."}]}
     ]});
     write(&d.join("dataset_coco.json"), doc.to_string());
-    import(&data, "coco", &d.join("dataset_coco.json"), "k");
+    import_ok(&data, "coco", &d.join("dataset_coco.json"), "k");
 
     let shards = t.path().join("shards");
     let out = export(&data, &["webdataset", "k", "--split", "test"], &shards);
@@ -278,7 +264,7 @@ fn stats_count_images_words_splits_and_sources() {
         {"filename": "b.jpg", "split": "train", "sentences": [{"raw": "A dog."}]}
     ]});
     write(&d.join("dataset_coco.json"), doc.to_string());
-    import(&data, "coco", &d.join("dataset_coco.json"), "k");
+    import_ok(&data, "coco", &d.join("dataset_coco.json"), "k");
 
     let s = json(&run_ok(
         tessera(&data).args(["datasets", "stats", "k", "--json"]),

@@ -5,7 +5,6 @@ mod common;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::*;
 
@@ -16,38 +15,6 @@ fn png(seed: u8) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
-}
-
-fn jpeg(seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([seed, x as u8, y as u8]));
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
-    out.into_inner()
-}
-
-fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    path.to_path_buf()
-}
-
-/// `tessera import FORMAT PATH --dataset NAME --json extra…`: the output and its JSON report.
-fn import(
-    data: &Path,
-    format: &str,
-    path: &Path,
-    dataset: &str,
-    extra: &[&str],
-) -> (Output, serde_json::Value) {
-    let out = tessera(data)
-        .args(["import", format])
-        .arg(path)
-        .args(["--dataset", dataset, "--json"])
-        .args(extra)
-        .output()
-        .expect("run tessera import");
-    let report = json(&out);
-    (out, report)
 }
 
 fn messages(report: &serde_json::Value) -> Vec<String> {
@@ -84,7 +51,7 @@ fn captions(data: &Path, dataset: &str) -> Vec<String> {
 /// A folder with two good images (one JPEG with a .txt, one PNG with a .json in a sub-folder).
 fn good_folder(d: &Path) -> PathBuf {
     let dir = d.join("folder");
-    write(&dir.join("a.jpg"), jpeg(1));
+    write(&dir.join("a.jpg"), jpeg_bytes(1));
     write(&dir.join("a.txt"), "a red square\n");
     write(&dir.join("sub/b.png"), png(2));
     write(
@@ -185,7 +152,7 @@ fn jsonl_csv_and_tsv_import_rows() {
     let data = t.path().join("store");
     let d = t.path().join("tables");
     write(&d.join("img/a.png"), png(1));
-    write(&d.join("img/b.jpg"), jpeg(2));
+    write(&d.join("img/b.jpg"), jpeg_bytes(2));
     let jsonl = write(
         &d.join("data.jsonl"),
         "{\"image\": \"img/a.png\", \"caption\": \"first\"}\n{\"image\": \"img/b.jpg\", \"caption\": \"second\", \"id\": 2}\n",
@@ -238,8 +205,8 @@ fn coco_captions_give_one_item_per_caption() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");
     let d = t.path().join("coco");
-    write(&d.join("val2014/COCO_val2014_1.jpg"), jpeg(1));
-    write(&d.join("val2014/COCO_val2014_2.jpg"), jpeg(2));
+    write(&d.join("val2014/COCO_val2014_1.jpg"), jpeg_bytes(1));
+    write(&d.join("val2014/COCO_val2014_2.jpg"), jpeg_bytes(2));
     let doc = serde_json::json!({
         "images": [{"id": 1, "file_name": "COCO_val2014_1.jpg"}, {"id": 2, "file_name": "COCO_val2014_2.jpg"}],
         "annotations": [
@@ -281,8 +248,8 @@ fn karpathy_split_file_keeps_the_split() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");
     let d = t.path().join("k");
-    write(&d.join("val2014/a.jpg"), jpeg(1));
-    write(&d.join("train2014/b.jpg"), jpeg(2));
+    write(&d.join("val2014/a.jpg"), jpeg_bytes(1));
+    write(&d.join("train2014/b.jpg"), jpeg_bytes(2));
     let doc = serde_json::json!({"images": [
         {"filepath": "val2014", "filename": "a.jpg", "split": "test", "cocoid": 1,
          "sentences": [{"raw": "A cat.", "sentid": 1}, {"raw": "A sitting cat.", "sentid": 2}]},
@@ -347,7 +314,7 @@ fn file(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
 fn shard(path: &Path, extra: impl FnOnce(&mut tar::Builder<std::fs::File>)) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
-    file(&mut b, "s0.jpg", &jpeg(1));
+    file(&mut b, "s0.jpg", &jpeg_bytes(1));
     file(&mut b, "s0.txt", b"sample zero");
     file(&mut b, "s0.json", br#"{"url": "http://example.invalid/0"}"#);
     file(&mut b, "s1.png", &png(2));
@@ -381,7 +348,7 @@ fn webdataset_shards_import_without_extracting() {
         .find(|i| i.source_path.ends_with("00000.tar:s0.jpg"))
         .unwrap();
     assert_eq!(s0.caption, "sample zero");
-    assert_eq!(blob(&data, &s0.image_hash), jpeg(1));
+    assert_eq!(blob(&data, &s0.image_hash), jpeg_bytes(1));
     assert_eq!(
         items.iter().filter(|i| i.caption == "sample one").count(),
         2
@@ -444,7 +411,7 @@ fn webdataset_hardlink_is_refused() {
 #[test]
 fn webdataset_duplicate_key_is_refused() {
     let r = webdataset_with(|b| {
-        file(b, "dup.jpg", &jpeg(9));
+        file(b, "dup.jpg", &jpeg_bytes(9));
         file(b, "dup.txt", b"first");
         file(b, "dup.txt", b"second");
     });
@@ -496,7 +463,7 @@ fn truncated_image_is_named() {
 #[test]
 fn corrupt_image_is_named() {
     let r = folder_with(|d| {
-        let mut bytes = jpeg(5);
+        let mut bytes = jpeg_bytes(5);
         for b in bytes.iter_mut().skip(2) {
             *b = 0x5a;
         }
@@ -557,7 +524,7 @@ fn svg_is_rasterised_and_external_references_refused() {
 #[test]
 fn caption_not_utf8_names_file_and_line() {
     let r = folder_with(|d| {
-        write(&d.join("latin.jpg"), jpeg(7));
+        write(&d.join("latin.jpg"), jpeg_bytes(7));
         write(&d.join("latin.txt"), b"first line\ncaf\xe9\n");
     });
     assert_one_problem(&r, &["latin.txt:2:", "not UTF-8"]);

@@ -4,44 +4,10 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 use common::*;
 use serde_json::{json, Value};
-
-fn jpeg(seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([seed, x as u8, y as u8]));
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
-    out.into_inner()
-}
-
-fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    path.to_path_buf()
-}
-
-/// `tessera import FORMAT PATH --dataset NAME --json extra…`: the output and its JSON report.
-fn import(
-    data: &Path,
-    format: &str,
-    path: &Path,
-    dataset: &str,
-    extra: &[&str],
-) -> (Output, Value) {
-    let out = tessera(data)
-        .args(["import", format])
-        .arg(path)
-        .args(["--dataset", dataset, "--json"])
-        .args(extra)
-        .output()
-        .expect("run tessera import");
-    let report = json(&out);
-    (out, report)
-}
 
 fn messages(report: &Value) -> Vec<String> {
     report["problems"]
@@ -88,8 +54,8 @@ fn vqa2_keeps_every_answer_and_types_and_names_each_bad_question() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");
     let images = t.path().join("val2014");
-    write(&images.join("COCO_val2014_000000000042.jpg"), jpeg(1));
-    write(&images.join("COCO_val2014_000000000007.jpg"), jpeg(2));
+    write(&images.join("COCO_val2014_000000000042.jpg"), jpeg_bytes(1));
+    write(&images.join("COCO_val2014_000000000007.jpg"), jpeg_bytes(2));
     let questions = write(
         &t.path().join("v2_OpenEnded_mscoco_val2014_questions.json"),
         json!({
@@ -190,8 +156,8 @@ fn vqa_jsonl_imports_questions_and_names_bad_lines() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");
     let dir = t.path().join("vqa");
-    write(&dir.join("img/a.jpg"), jpeg(1));
-    write(&dir.join("img/b.jpg"), jpeg(2));
+    write(&dir.join("img/a.jpg"), jpeg_bytes(1));
+    write(&dir.join("img/b.jpg"), jpeg_bytes(2));
     let lines = [
         r#"{"image": "img/a.jpg", "question": "what is it?", "answers": ["a dog", "dog", "a dog"]}"#,
         r#"{"image": "img/a.jpg", "question": "is it a cat?", "answer": "no", "split": "val"}"#,
@@ -278,7 +244,7 @@ fn easy_vqa_names_a_missing_image_and_an_empty_answer() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");
     let root = t.path().join("data");
-    write(&root.join("train/images/0.png"), jpeg(1));
+    write(&root.join("train/images/0.png"), jpeg_bytes(1));
     let questions = write(
         &root.join("train/questions.json"),
         json!([

@@ -135,3 +135,41 @@ fn encoded(seed: u8, format: image::ImageFormat) -> Vec<u8> {
     img.write_to(&mut out, format).unwrap();
     out.into_inner()
 }
+
+/// Writes `bytes` to `path`, creating its folders; returns the path.
+pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    path.to_path_buf()
+}
+
+/// `tessera import FORMAT PATH --dataset NAME --json extra…`: the output and its JSON report.
+pub fn import(
+    data: &Path,
+    format: &str,
+    path: &Path,
+    dataset: &str,
+    extra: &[&str],
+) -> (Output, serde_json::Value) {
+    let out = tessera(data)
+        .args(["import", format])
+        .arg(path)
+        .args(["--dataset", dataset, "--json"])
+        .args(extra)
+        .output()
+        .expect("run tessera import");
+    let report = json(&out);
+    (out, report)
+}
+
+/// [`import`] that must succeed: its JSON report.
+pub fn import_ok(data: &Path, format: &str, path: &Path, dataset: &str) -> serde_json::Value {
+    let (out, report) = import(data, format, path, dataset, &[]);
+    assert!(
+        out.status.success(),
+        "import {format} {} failed:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
