@@ -46,11 +46,17 @@ pub struct Still {
     pub thumb_height: u32,
 }
 
+/// An XML document whose root is `<svg>`. Prologs can be long (licence comments, DTDs with
+/// entities), so the root is looked for in the first 64 KiB.
 fn looks_like_svg(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(1024)];
+    let head = &bytes[..bytes.len().min(64 * 1024)];
     let head = String::from_utf8_lossy(head);
     let head = head.trim_start_matches('\u{feff}').trim_start();
-    head.starts_with("<svg") || (head.starts_with("<?xml") && head.contains("<svg"))
+    head.starts_with("<svg")
+        || (["<?xml", "<!--", "<!DOCTYPE"]
+            .iter()
+            .any(|p| head.starts_with(p))
+            && head.contains("<svg"))
 }
 
 /// Decodes `bytes` fully (so truncation is caught) and makes the thumbnail.
@@ -278,6 +284,20 @@ pub fn svg_metadata(bytes: &[u8]) -> Option<SvgMetadata> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn svg_after_a_long_prolog_is_still_an_svg() {
+        let svg = format!(
+            "<?xml version=\"1.0\"?>\n<!-- {} -->\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+             width=\"20\" height=\"10\"><rect width=\"20\" height=\"10\"/></svg>",
+            "licence text ".repeat(300)
+        );
+        let still = decode_still(svg.as_bytes()).unwrap();
+        assert_eq!(
+            (still.mime, still.width, still.height),
+            ("image/svg+xml", 20, 10)
+        );
+    }
 
     #[test]
     fn svg_metadata_reads_the_work_not_its_agents() {
