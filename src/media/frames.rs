@@ -87,9 +87,19 @@ pub fn analyze_frames(
     let step = (fps / sampling.rate_hz).round().max(1.0) as u64;
     let filter = format!("select='not(mod(n\\,{step}))',scale={w}:{h}:flags=area,format=gray");
     // Skipping the deblocking filter speeds decoding by a fifth; at 160 px grey it changes
-    // nothing the measurements can see.
+    // nothing the measurements can see. One decoding thread: this pass runs beside Whisper,
+    // which has the cores, and frame threading costs a fifth more CPU in all.
     let args = args_around(
-        &["-v", "error", "-nostdin", "-skip_loop_filter", "all", "-i"],
+        &[
+            "-v",
+            "error",
+            "-nostdin",
+            "-threads",
+            "1",
+            "-skip_loop_filter",
+            "all",
+            "-i",
+        ],
         path,
         &[
             "-map",
