@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::{is_image_ext, utf8_caption, Chunk, ImportError, ItemError};
 
 pub(crate) fn scan(root: &Path) -> Result<Chunk, ImportError> {
@@ -37,8 +39,10 @@ pub(crate) fn scan(root: &Path) -> Result<Chunk, ImportError> {
         }
     }
     found.sort();
-    for image in found {
-        match caption_for(&image) {
+    // Sidecars (and SVG metadata) are read on every core; the order stays the folder's.
+    let captions: Vec<_> = found.par_iter().map(|image| caption_for(image)).collect();
+    for (image, caption) in found.into_iter().zip(captions) {
+        match caption {
             Ok((caption, meta)) => {
                 let i = chunk.image_file(image);
                 chunk.record(i, &caption, None, meta);
