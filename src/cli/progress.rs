@@ -169,6 +169,51 @@ impl EventSink for BarSink {
                 }
             }
             Event::ExportFileWritten { .. } => {}
+            Event::TrainStarted {
+                run,
+                step,
+                steps,
+                device,
+            } => {
+                let bar = self.multi.add(ProgressBar::new(steps));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>10} [{bar:30}] {pos}/{len} steps {msg} {elapsed} eta {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix("training");
+                bar.set_position(step);
+                let _ = self
+                    .multi
+                    .println(format!("run {run} on {device}, from step {step}"));
+                *overall = Some(bar);
+            }
+            Event::TrainStep {
+                step,
+                loss,
+                samples_per_s,
+                ..
+            } => {
+                if let Some(b) = overall.as_ref() {
+                    b.set_position(step);
+                    b.set_message(format!("loss {loss:.4} · {samples_per_s:.1} samples/s"));
+                }
+            }
+            Event::TrainValidated { step, metrics } => {
+                let shown: Vec<String> =
+                    metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                let _ = self
+                    .multi
+                    .println(format!("validation at step {step}: {}", shown.join(", ")));
+            }
+            Event::CheckpointSaved { step, path } => {
+                let _ = self
+                    .multi
+                    .println(format!("checkpoint at step {step}: {}", path.display()));
+            }
+            Event::TrainFinished { .. } => {}
         }
     }
 }

@@ -25,7 +25,8 @@ pub use frames::{
 pub use pixels::{encode_jpeg, fit_within, resize_rgb};
 pub use probe::{probe, AudioStream, Probe, VideoStream};
 pub use still::{
-    decode_still, svg_metadata, Still, StillError, SvgMetadata, MAX_ALLOC, MAX_SIDE, THUMB_SIDE,
+    decode_still, square_rgb, svg_metadata, Still, StillError, SvgMetadata, MAX_ALLOC, MAX_SIDE,
+    THUMB_SIDE,
 };
 
 /// Whisper's input rate.

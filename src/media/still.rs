@@ -49,6 +49,11 @@ pub struct Still {
 /// An XML document whose root is `<svg>`. Prologs can be long (licence comments, DTDs with
 /// entities), so the root is looked for in the first 64 KiB.
 fn looks_like_svg(bytes: &[u8]) -> bool {
+    // Binary formats are turned away on their first byte: no text decoding of every JPEG.
+    let start = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    if start.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'<') {
+        return false;
+    }
     let head = &bytes[..bytes.len().min(64 * 1024)];
     let head = String::from_utf8_lossy(head);
     let head = head.trim_start_matches('\u{feff}').trim_start();
@@ -88,7 +93,13 @@ pub fn decode_still(bytes: &[u8]) -> Result<Still, StillError> {
         other => StillError::Corrupt(other.to_string()),
     })?;
     let (width, height) = (img.width(), img.height());
-    let (thumb_jpeg, thumb_width, thumb_height) = encode_thumb(img.into_rgb8())?;
+    // A JPEG that already fits is its own thumbnail: re-encoding would only lose quality.
+    let (thumb_jpeg, thumb_width, thumb_height) =
+        if format == "jpeg" && width.max(height) <= THUMB_SIDE {
+            (bytes.to_vec(), width, height)
+        } else {
+            encode_thumb(img.into_rgb8())?
+        };
     Ok(Still {
         format,
         mime,
@@ -130,6 +141,22 @@ fn encode_thumb(rgb: image::RgbImage) -> Result<(Vec<u8>, u32, u32), StillError>
 /// error rather than silently left blank. Only the thumbnail is rasterised, so a huge declared
 /// canvas costs nothing.
 fn decode_svg(bytes: &[u8]) -> Result<Still, StillError> {
+    let (rgb, width, height) = render_svg(bytes, THUMB_SIDE)?;
+    let (thumb_jpeg, thumb_width, thumb_height) = encode_thumb(rgb)?;
+    Ok(Still {
+        format: "svg",
+        mime: "image/svg+xml",
+        width,
+        height,
+        thumb_jpeg,
+        thumb_width,
+        thumb_height,
+    })
+}
+
+/// Renders an SVG with its longest side at most `side` pixels, on white. Returns the pixels
+/// and the declared canvas size.
+fn render_svg(bytes: &[u8], side: u32) -> Result<(image::RgbImage, u32, u32), StillError> {
     use resvg::{tiny_skia, usvg};
     let external: Arc<Mutex<Option<String>>> = Arc::default();
     let seen = external.clone();
@@ -163,7 +190,7 @@ fn decode_svg(bytes: &[u8]) -> Result<Still, StillError> {
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(StillError::TooLarge { width, height });
     }
-    let scale = (THUMB_SIDE as f32 / size.width().max(size.height())).min(1.0);
+    let scale = (side as f32 / size.width().max(size.height())).min(1.0);
     let tw = ((size.width() * scale).round() as u32).max(1);
     let th = ((size.height() * scale).round() as u32).max(1);
     let mut pixmap =
@@ -177,17 +204,32 @@ fn decode_svg(bytes: &[u8]) -> Result<Still, StillError> {
     );
     let rgba = image::RgbaImage::from_raw(tw, th, pixmap.take())
         .ok_or_else(|| StillError::Svg("pixmap size mismatch".into()))?;
-    let (thumb_jpeg, thumb_width, thumb_height) =
-        encode_thumb(DynamicImage::ImageRgba8(rgba).into_rgb8())?;
-    Ok(Still {
-        format: "svg",
-        mime: "image/svg+xml",
-        width: width.max(1),
-        height: height.max(1),
-        thumb_jpeg,
-        thumb_width,
-        thumb_height,
-    })
+    Ok((
+        DynamicImage::ImageRgba8(rgba).into_rgb8(),
+        width.max(1),
+        height.max(1),
+    ))
+}
+
+/// An image as a `side`×`side` RGB square for a model: the centred square of the picture
+/// (SVGs rendered at that size first), resized. Row-major, 3 bytes a pixel.
+pub fn square_rgb(bytes: &[u8], side: u32) -> Result<Vec<u8>, StillError> {
+    let rgb = if looks_like_svg(bytes) {
+        render_svg(bytes, side)?.0
+    } else {
+        let mut reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| StillError::Corrupt(e.to_string()))?;
+        reader.limits(limits());
+        reader
+            .decode()
+            .map_err(|e| StillError::Corrupt(e.to_string()))?
+            .into_rgb8()
+    };
+    let (w, h) = rgb.dimensions();
+    let c = w.min(h);
+    let square = image::imageops::crop_imm(&rgb, (w - c) / 2, (h - c) / 2, c, c).to_image();
+    super::resize_rgb(square.into_raw(), c, c, side, side).map_err(StillError::Thumbnail)
 }
 
 /// What an SVG says about itself: the title, description and keywords of its `cc:Work`
@@ -343,6 +385,23 @@ mod tests {
         assert_eq!(&s.thumb_jpeg[..2], [0xff, 0xd8]);
         let small = decode_still(&png(10, 20)).unwrap();
         assert_eq!((small.thumb_width, small.thumb_height), (10, 20));
+    }
+
+    #[test]
+    fn a_jpeg_that_fits_is_its_own_thumbnail() {
+        let img = image::RgbImage::from_fn(200, 100, |x, y| image::Rgb([x as u8, y as u8, 9]));
+        let mut small = Cursor::new(Vec::new());
+        img.write_to(&mut small, ImageFormat::Jpeg).unwrap();
+        let small = small.into_inner();
+        let s = decode_still(&small).unwrap();
+        assert_eq!(s.thumb_jpeg, small);
+        assert_eq!((s.thumb_width, s.thumb_height), (200, 100));
+        let big = image::RgbImage::from_fn(300, 100, |x, y| image::Rgb([x as u8, y as u8, 9]));
+        let mut bytes = Cursor::new(Vec::new());
+        big.write_to(&mut bytes, ImageFormat::Jpeg).unwrap();
+        let s = decode_still(bytes.get_ref()).unwrap();
+        assert_ne!(&s.thumb_jpeg, bytes.get_ref());
+        assert_eq!((s.thumb_width, s.thumb_height), (256, 85));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use rusqlite_migration::{Migrations, M};
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 const V1: &str = r#"
@@ -157,4 +157,47 @@ ON items BEGIN
     VALUES (new.id, new.caption, new.context_before, new.context_after);
 END;
 INSERT INTO items_fts(items_fts) VALUES ('rebuild');
+"#;
+
+/// Training runs (pre-training and fine-tuning): their settings and state, the metrics of each
+/// step, and the checkpoints written (the files live under the data directory).
+const V5: &str = r#"
+CREATE TABLE runs (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    kind           TEXT NOT NULL CHECK (kind IN ('pretrain', 'finetune')),
+    -- The dataset trained on; a run outlives its dataset.
+    dataset_id     INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+    config_json    TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('running', 'stopped', 'finished', 'failed')),
+    error          TEXT,
+    -- The last finished training step.
+    step           INTEGER NOT NULL DEFAULT 0,
+    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    -- The run a fine-tuning run started from; deleting that run keeps this one.
+    parent_run_id  INTEGER REFERENCES runs(id) ON DELETE SET NULL
+);
+CREATE INDEX runs_parent ON runs(parent_run_id);
+CREATE INDEX runs_dataset ON runs(dataset_id);
+
+CREATE TABLE run_metrics (
+    run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step    INTEGER NOT NULL,
+    split   TEXT NOT NULL CHECK (split IN ('train', 'val')),
+    name    TEXT NOT NULL,
+    value   REAL NOT NULL,
+    PRIMARY KEY (run_id, split, step, name)
+) WITHOUT ROWID;
+
+CREATE TABLE checkpoints (
+    run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step        INTEGER NOT NULL,
+    -- Relative to the data directory.
+    path        TEXT NOT NULL,
+    -- BLAKE3 (hex) of the checkpoint's manifest.
+    checksum    TEXT NOT NULL,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (run_id, step)
+);
 "#;

@@ -4,6 +4,7 @@
 mod blobs;
 mod curation;
 mod migrations;
+mod runs;
 mod search;
 mod stats;
 mod vqa;
@@ -14,6 +15,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use blobs::{hash_bytes, hash_file, BlobStore};
 pub use curation::{CurationItem, MergeReport};
+pub use runs::{
+    CheckpointRow, MetricRow, MetricSplit, ParseRunEnumError, RunKind, RunRow, RunStatus,
+    RunSummary,
+};
 pub use search::{SearchHit, SearchOptions};
 pub use stats::{DatasetStats, SourceCount, SplitCount, WordBucket, CAPTION_WORD_BUCKETS};
 pub use vqa::ImportedQuestion;
@@ -50,6 +55,16 @@ pub enum StoreError {
     },
     #[error("dataset {dataset:?} already has item #{other} with that image, source and caption")]
     DuplicateItem { dataset: String, other: i64 },
+    #[error("a training run named {0:?} already exists")]
+    RunExists(String),
+    #[error("no training run named {0:?}")]
+    NoSuchRun(String),
+    #[error("no training run #{0}")]
+    NoSuchRunId(i64),
+    #[error("invalid run name {0:?}: use 1-64 letters, digits, '-', '_' or '.'")]
+    InvalidRunName(String),
+    #[error("metric {name:?} of step {step} is not a number")]
+    NanMetric { step: u64, name: String },
 }
 
 impl StoreError {
@@ -831,13 +846,13 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
-        assert_eq!(store.schema_version().unwrap(), 4);
+        assert_eq!(store.schema_version().unwrap(), 5);
         migrations::migrations().validate().unwrap();
         drop(store);
         // reopening an up-to-date store is a no-op
         assert_eq!(
             Store::open(dir.path()).unwrap().schema_version().unwrap(),
-            4
+            5
         );
     }
 

@@ -1,0 +1,262 @@
+//! `tessera pretrain`, `tessera runs list|show`, `tessera resume`: the faces of
+//! [`tessera::train`]. Ctrl-C asks the run to stop; it checkpoints first.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use tessera::model::{DeviceChoice, RunConfig};
+use tessera::store::MetricSplit;
+use tessera::train::{Cancel, InitFrom, PretrainOptions, RunReport};
+
+use super::{open_store, print_json, progress};
+
+#[derive(Args)]
+pub(super) struct PretrainArgs {
+    #[arg(long)]
+    dataset: String,
+    /// A model config (models/tiny.toml, small.toml, base.toml or your own).
+    #[arg(long, value_name = "TOML")]
+    config: PathBuf,
+    /// Comma list of objectives to turn on (mlm, mim, alt, itm, contrastive, attmask,
+    /// grouped_itm); default: those the config enables.
+    #[arg(long)]
+    objectives: Option<String>,
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write a checkpoint every N steps (and always at the end or on Ctrl-C).
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Validate on the held-out split every N steps (and at the end).
+    #[arg(long)]
+    validate_every: Option<u64>,
+    /// Run name (default: DATASET-N).
+    #[arg(long)]
+    run: Option<String>,
+    /// Start from all-MiniLM-L6-v2's BERT weights (`small` shapes).
+    #[arg(long, value_parser = ["minilm"])]
+    init: Option<String>,
+    /// The MiniLM safetensors file for `--init minilm`.
+    #[arg(long, env = "TESSERA_MINILM", value_name = "FILE")]
+    minilm: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub(super) enum RunsCmd {
+    /// Every run, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: its config, status, checkpoints and per-step metrics.
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Ctrl-C asks the loop to checkpoint and stop; a second Ctrl-C ends the process.
+fn cancel_on_ctrl_c() -> Cancel {
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if c.is_cancelled() {
+            std::process::exit(130);
+        }
+        c.cancel();
+    });
+    cancel
+}
+
+fn finish(report: RunReport, json: bool) -> Result<ExitCode> {
+    if json {
+        print_json(&report)?;
+    } else {
+        let loss = report.last.iter().find(|m| m.0 == "loss").map(|m| m.1);
+        println!(
+            "run {}: {} at step {}/{}{}",
+            report.run,
+            report.status,
+            report.step,
+            report.steps,
+            loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default()
+        );
+        if let Some(c) = &report.checkpoint {
+            println!("checkpoint: {c}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn pretrain(dir: &Path, a: PretrainArgs) -> Result<ExitCode> {
+    let mut config = RunConfig::load(&a.config)?;
+    if let Some(list) = &a.objectives {
+        config.objectives.select(list)?;
+    }
+    if let Some(s) = a.steps {
+        config.train.steps = s;
+    }
+    if let Some(b) = a.batch {
+        config.train.batch = b;
+    }
+    if let Some(lr) = a.lr {
+        config.train.lr = lr;
+        config.train.min_lr = config.train.min_lr.min(lr);
+    }
+    if let Some(s) = a.seed {
+        config.train.seed = s;
+    }
+    if let Some(n) = a.checkpoint_every {
+        config.train.checkpoint_every = n;
+    }
+    if let Some(n) = a.validate_every {
+        config.train.validate_every = n;
+    }
+    config.validate()?;
+    let init = match a.init.as_deref() {
+        Some("minilm") => InitFrom::Minilm(a.minilm.clone().context(
+            "--init minilm needs the weights: --minilm FILE or TESSERA_MINILM (scripts/fetch-assets.sh puts them in ~/.cache/tessera/assets/minilm/model.safetensors)",
+        )?),
+        _ => InitFrom::Random,
+    };
+    let store = open_store(dir)?;
+    let sink = Arc::new(progress::BarSink::new());
+    let opts = PretrainOptions {
+        dataset: a.dataset,
+        config,
+        run: a.run,
+        init,
+        device: a.device,
+    };
+    let report = tessera::train::pretrain(&store, &opts, sink.clone(), &cancel_on_ctrl_c());
+    sink.finish();
+    finish(report?, a.json)
+}
+
+pub(super) fn resume(dir: &Path, run: &str, device: DeviceChoice, json: bool) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    let sink = Arc::new(progress::BarSink::new());
+    let report = tessera::train::resume(&store, run, device, sink.clone(), &cancel_on_ctrl_c());
+    sink.finish();
+    finish(report?, json)
+}
+
+/// What `runs show --json` prints: the run, its config, checkpoints, and one object per step
+/// with every metric (`loss` and each objective's `*_loss` among them).
+#[derive(serde::Serialize)]
+struct RunDetail {
+    name: String,
+    kind: String,
+    status: String,
+    error: Option<String>,
+    step: u64,
+    created_at: String,
+    updated_at: String,
+    config: serde_json::Value,
+    checkpoints: Vec<tessera::store::CheckpointRow>,
+    train: Vec<serde_json::Map<String, serde_json::Value>>,
+    val: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn by_step(
+    rows: Vec<tessera::store::MetricRow>,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let mut out: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+    for r in rows {
+        if out
+            .last()
+            .and_then(|m| m.get("step"))
+            .and_then(|s| s.as_u64())
+            != Some(r.step)
+        {
+            let mut m = serde_json::Map::new();
+            m.insert("step".into(), r.step.into());
+            out.push(m);
+        }
+        out.last_mut().unwrap().insert(r.name, r.value.into());
+    }
+    out
+}
+
+pub(super) fn runs(dir: &Path, cmd: RunsCmd) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    match cmd {
+        RunsCmd::List { json } => {
+            let all = store.runs()?;
+            if json {
+                print_json(&all)?;
+            } else if all.is_empty() {
+                println!("no runs yet (try `tessera pretrain`)");
+            } else {
+                println!(
+                    "{:<24} {:<9} {:<16} {:<9} {:>7} {:>9}",
+                    "RUN", "KIND", "DATASET", "STATUS", "STEP", "LOSS"
+                );
+                for r in all {
+                    println!(
+                        "{:<24} {:<9} {:<16} {:<9} {:>7} {:>9}",
+                        r.name,
+                        r.kind.as_str(),
+                        r.dataset.unwrap_or_default(),
+                        r.status.as_str(),
+                        r.step,
+                        r.loss.map(|l| format!("{l:.4}")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        RunsCmd::Show { run, json } => {
+            let row = store.run(&run)?;
+            let detail = RunDetail {
+                name: row.name.clone(),
+                kind: row.kind.as_str().into(),
+                status: row.status.as_str().into(),
+                error: row.error.clone(),
+                step: row.step,
+                created_at: row.created_at.clone(),
+                updated_at: row.updated_at.clone(),
+                config: serde_json::from_str(&row.config_json).unwrap_or(serde_json::Value::Null),
+                checkpoints: store.checkpoints(row.id)?,
+                train: by_step(store.run_metrics(row.id, Some(MetricSplit::Train))?),
+                val: by_step(store.run_metrics(row.id, Some(MetricSplit::Val))?),
+            };
+            if json {
+                print_json(&detail)?;
+            } else {
+                println!(
+                    "run {} ({}) — {} at step {}",
+                    detail.name, detail.kind, detail.status, detail.step
+                );
+                if let Some(e) = &detail.error {
+                    println!("error: {e}");
+                }
+                println!("config: {}", serde_json::to_string(&detail.config)?);
+                for c in &detail.checkpoints {
+                    println!("checkpoint step {}: {}", c.step, c.path);
+                }
+                for m in detail.train.iter().chain(&detail.val) {
+                    let fields: Vec<String> = m
+                        .iter()
+                        .filter(|(k, _)| *k != "step")
+                        .map(|(k, v)| format!("{k}={:.4}", v.as_f64().unwrap_or(f64::NAN)))
+                        .collect();
+                    println!("step {:>6}: {}", m["step"], fields.join(" "));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

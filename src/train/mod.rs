@@ -1,0 +1,61 @@
+//! Pre-training (DESIGN.md, "Objectives"): batches built on background threads, the masked,
+//! unimodal, fused and grouped passes each objective needs, AdamW with warm-up + cosine,
+//! clipping and accumulation, checkpoints with exact resume, metrics in the store.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod masking;
+pub mod objectives;
+pub mod optim;
+pub mod run;
+pub mod trainer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub use run::{pretrain, resume, InitFrom, PretrainOptions, RunReport};
+pub use trainer::{Losses, Trainer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Text(#[from] crate::text::TextError),
+    #[error("image {hash}: {reason}")]
+    Image { hash: String, reason: String },
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint { path: String, reason: String },
+    #[error("dataset {dataset:?}: {reason}")]
+    Data { dataset: String, reason: String },
+    #[error("run {run:?}: {reason}")]
+    Run { run: String, reason: String },
+    #[error("the loss became {value} at step {step}; lower the learning rate or check the data")]
+    Diverged { step: u64, value: f64 },
+    #[error("batch loader: {0}")]
+    Loader(String),
+}
+
+impl From<candle_core::Error> for TrainError {
+    fn from(e: candle_core::Error) -> Self {
+        TrainError::Model(e.into())
+    }
+}
+
+/// Asks a running job to stop at the next step boundary (after checkpointing).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
