@@ -27,10 +27,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use tessera::model::{RunConfig, PIXEL_MEAN, PIXEL_STD};
-use tessera::train::batch::{step_rng, Batch, Sample, PURPOSE_MASK};
+use tessera::model::RunConfig;
+use tessera::train::batch::{patchify, step_rng, Batch, Sample, PURPOSE_MASK};
 use tessera::train::masking::{build_indices, random_masks};
-use tessera::train::objectives::mim::normalise_patch;
 use tessera::train::Trainer;
 
 /// SplitMix64: deterministic, and trivially mirrored in Python.
@@ -85,32 +84,6 @@ fn image(step: u64, i: u64, s: usize) -> Vec<u8> {
         }
     }
     out
-}
-
-/// `[N, P·P·3]` model input (normalised per channel) and MIM target (normalised per patch),
-/// laid out as `BatchBuilder::patchify` lays them out.
-fn patchify(rgb: &[u8], s: usize, p: usize) -> (Vec<f32>, Vec<f32>) {
-    let g = s / p;
-    let dim = p * p * 3;
-    let mut input = Vec::with_capacity(g * g * dim);
-    let mut target = Vec::with_capacity(g * g * dim);
-    for gy in 0..g {
-        for gx in 0..g {
-            let start = target.len();
-            for py in 0..p {
-                for px in 0..p {
-                    let at = ((gy * p + py) * s + gx * p + px) * 3;
-                    for c in 0..3 {
-                        let v = rgb[at + c] as f32 / 255.0;
-                        input.push((v - PIXEL_MEAN[c]) / PIXEL_STD[c]);
-                        target.push(v);
-                    }
-                }
-            }
-            normalise_patch(&mut target[start..start + dim]);
-        }
-    }
-    (input, target)
 }
 
 fn make_batch(cfg: &RunConfig, step: u64, b: usize) -> Batch {
@@ -317,6 +290,8 @@ fn parse_args() -> Args {
 }
 
 fn main() {
+    // As the CLI does before training: freed activations stay in the process.
+    tessera::train::keep_freed_memory();
     let args = parse_args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cfg = RunConfig::load(&root.join(format!("models/{}.toml", args.config)))

@@ -133,6 +133,7 @@ pub(super) fn pretrain(dir: &Path, a: PretrainArgs) -> Result<ExitCode> {
         _ => InitFrom::Random,
     };
     let store = open_store(dir)?;
+    tessera::train::keep_freed_memory();
     let sink = Arc::new(progress::BarSink::new());
     let opts = PretrainOptions {
         dataset: a.dataset,
@@ -148,6 +149,7 @@ pub(super) fn pretrain(dir: &Path, a: PretrainArgs) -> Result<ExitCode> {
 
 pub(super) fn resume(dir: &Path, run: &str, device: DeviceChoice, json: bool) -> Result<ExitCode> {
     let store = open_store(dir)?;
+    tessera::train::keep_freed_memory();
     let sink = Arc::new(progress::BarSink::new());
     let report = tessera::train::resume(&store, run, device, sink.clone(), &cancel_on_ctrl_c());
     sink.finish();

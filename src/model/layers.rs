@@ -56,21 +56,8 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        centred
-            .broadcast_div(&(var + self.eps)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        super::fused::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
-}
-
-/// Softmax over the last dim, from ops that all have gradients and Metal kernels.
-pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
 /// `[B, T]` of 1 (attend) / 0 (padding) → additive `[B, 1, 1, T]` bias.
@@ -108,8 +95,8 @@ impl Attention {
         let q = split(self.query.forward(x)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?.broadcast_add(bias)?;
-        let probs = softmax_last(&scores)?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = super::fused::attention_softmax(&scores, bias, 1.0 / (dh as f64).sqrt())?;
         let cls = if want_cls {
             Some(probs.narrow(2, 0, 1)?.squeeze(2)?.mean(1)?)
         } else {
@@ -167,7 +154,7 @@ impl Block {
     ) -> Result<(Tensor, Option<Tensor>)> {
         let (a, cls) = self.attention.forward(x, bias, want_cls)?;
         let x = self.attention_norm.forward(&(x + a)?)?;
-        let h = self.intermediate.forward(&x)?.gelu_erf()?;
+        let h = super::fused::gelu(&self.intermediate.forward(&x)?)?;
         let x = self
             .output_norm
             .forward(&(&x + self.output.forward(&h)?)?)?;

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod device;
+pub mod fused;
 pub mod layers;
 pub mod minilm;
 pub mod params;
@@ -259,9 +260,8 @@ impl Model {
     /// Word logits `[M, vocab]` for decoder rows `[M, Dd]`, tied to the word embeddings.
     pub fn mlm_logits(&self, rows: &Tensor) -> Result<Tensor> {
         let dec = &self.decoder;
-        let h = dec
-            .word_norm
-            .forward(&dec.word_transform.forward(rows)?.gelu_erf()?)?;
+        let h = fused::gelu(&dec.word_transform.forward(rows)?)?;
+        let h = dec.word_norm.forward(&h)?;
         Ok(h.matmul(&self.word_embeddings.t()?)?
             .broadcast_add(&dec.word_bias)?)
     }

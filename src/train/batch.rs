@@ -113,6 +113,33 @@ impl ImageCache {
     }
 }
 
+/// An `s`×`s` RGB image (row-major u8) as `[N, P·P·3]` patches in row-major patch order, each
+/// patch's pixels row by row: the model input (normalised per channel) and the MIM target
+/// (normalised per patch).
+pub fn patchify(rgb: &[u8], s: usize, p: usize) -> (Vec<f32>, Vec<f32>) {
+    let g = s / p;
+    let dim = p * p * 3;
+    let mut input = Vec::with_capacity(g * g * dim);
+    let mut target = Vec::with_capacity(g * g * dim);
+    for gy in 0..g {
+        for gx in 0..g {
+            let start = target.len();
+            for py in 0..p {
+                for px in 0..p {
+                    let at = ((gy * p + py) * s + gx * p + px) * 3;
+                    for c in 0..3 {
+                        let v = rgb[at + c] as f32 / 255.0;
+                        input.push((v - PIXEL_MEAN[c]) / PIXEL_STD[c]);
+                        target.push(v);
+                    }
+                }
+            }
+            normalise_patch(&mut target[start..start + dim]);
+        }
+    }
+    (input, target)
+}
+
 /// Builds batches for a corpus under a run configuration.
 pub struct BatchBuilder {
     pub corpus: Arc<Corpus>,
@@ -178,30 +205,9 @@ impl BatchBuilder {
         Ok(out)
     }
 
-    /// `[N, P·P·3]` input (normalised per channel) and target (normalised per patch) pixels.
+    /// `[N, P·P·3]` input and target pixels of an image of the model's size.
     pub fn patchify(&self, rgb: &[u8]) -> (Vec<f32>, Vec<f32>) {
-        let (s, p) = (self.cfg.model.image_size, self.cfg.model.patch_size);
-        let g = s / p;
-        let dim = p * p * 3;
-        let mut input = Vec::with_capacity(g * g * dim);
-        let mut target = Vec::with_capacity(g * g * dim);
-        for gy in 0..g {
-            for gx in 0..g {
-                let start = target.len();
-                for py in 0..p {
-                    for px in 0..p {
-                        let at = ((gy * p + py) * s + gx * p + px) * 3;
-                        for c in 0..3 {
-                            let v = rgb[at + c] as f32 / 255.0;
-                            input.push((v - PIXEL_MEAN[c]) / PIXEL_STD[c]);
-                            target.push(v);
-                        }
-                    }
-                }
-                normalise_patch(&mut target[start..start + dim]);
-            }
-        }
-        (input, target)
+        patchify(rgb, self.cfg.model.image_size, self.cfg.model.patch_size)
     }
 
     fn sample(&self, idx: usize, rng: &mut ChaCha8Rng) -> Result<(Sample, Vec<u8>), TrainError> {

@@ -44,6 +44,22 @@ impl From<candle_core::Error> for TrainError {
     }
 }
 
+/// Keeps freed memory in the process instead of handing it back to the kernel. A training step
+/// frees and re-allocates gigabytes of activations; with glibc's defaults (large blocks mapped
+/// fresh, the heap trimmed) the kernel zeroes those pages anew every step — a third of the CPU
+/// time in the profile, and 1.6× on `small`. Process-wide, so the faces call it before training;
+/// it does nothing where the C library is not glibc.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before training threads
+    // start allocating and takes effect for later allocations.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
+}
+
 /// Asks a running job to stop at the next step boundary (after checkpointing).
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicBool>);

@@ -18,17 +18,23 @@ use super::TrainError;
 
 /// The losses of one batch: the weighted total (with graph) and each part's value.
 pub struct Losses {
+    /// What to back-propagate: the weighted sum of the losses still in the graph.
     pub total: Tensor,
+    /// The weighted sum of every loss (the `loss` metric).
+    pub value: f64,
     /// (metric name, unweighted loss).
     pub parts: Vec<(&'static str, Tensor)>,
     /// Accuracies and other figures without gradients.
     pub figures: Vec<(&'static str, f64)>,
+    /// Parameter gradients already computed by a pass back-propagated on its own (the fused ITM
+    /// pass, to halve peak memory), scaled as asked.
+    pub early_grads: BTreeMap<String, Tensor>,
 }
 
 impl Losses {
     /// Every figure as (name, value), the total as `loss`.
     pub fn metrics(&self) -> Result<Vec<(String, f64)>, TrainError> {
-        let mut out = vec![("loss".to_string(), scalar(&self.total)?)];
+        let mut out = vec![("loss".to_string(), self.value)];
         for (n, t) in &self.parts {
             out.push((format!("{n}_loss"), scalar(t)?));
         }
@@ -176,6 +182,22 @@ impl Trainer {
         seed: u64,
         step: u64,
     ) -> Result<Losses, TrainError> {
+        self.losses_with(model, batch, seed, step, None)
+    }
+
+    /// As [`Trainer::losses`]; with `split = Some(scale)` the fused ITM pass — the largest
+    /// activations of a step — is back-propagated at once (its loss scaled by `scale`), its
+    /// parameter gradients returned in `early_grads`, and its gradient with respect to the
+    /// shared embeddings re-injected into `total` as `Σ e·∂L/∂e`, so the sum of both backward
+    /// passes is the exact gradient while the two graphs never live at the same time.
+    pub fn losses_with(
+        &self,
+        model: &Model,
+        batch: &Batch,
+        seed: u64,
+        step: u64,
+        split: Option<f64>,
+    ) -> Result<Losses, TrainError> {
         let o = &self.cfg.objectives;
         let dev = &self.device;
         let samples = &batch.samples;
@@ -188,18 +210,24 @@ impl Trainer {
         let e_img = model.embed_image(&patches)?;
 
         let mut total: Option<Tensor> = None;
+        let mut value = 0f64;
         let mut parts = Vec::new();
         let mut figures = Vec::new();
+        let mut early_grads = BTreeMap::new();
         let mut add = |name: &'static str,
                        loss: Tensor,
                        weight: f64,
+                       in_graph: bool,
                        total: &mut Option<Tensor>|
          -> Result<(), TrainError> {
-            let w = (&loss * weight)?;
-            *total = Some(match total.take() {
-                Some(t) => (t + w)?,
-                None => w,
-            });
+            value += weight * scalar(&loss)?;
+            if in_graph {
+                let w = (&loss * weight)?;
+                *total = Some(match total.take() {
+                    Some(t) => (t + w)?,
+                    None => w,
+                });
+            }
             parts.push((name, loss));
             Ok(())
         };
@@ -229,7 +257,7 @@ impl Trainer {
                     &u32s(&ix.mlm_rows, dev)?,
                     &u32s(&ix.mlm_targets, dev)?,
                 )?;
-                add("mlm", loss, o.mlm.weight, &mut total)?;
+                add("mlm", loss, o.mlm.weight, true, &mut total)?;
                 figures.push(("mlm_acc", acc));
             }
             if o.mim.enabled && !ix.mim_rows.is_empty() {
@@ -240,7 +268,7 @@ impl Trainer {
                     &targets,
                     &u32s(&ix.mim_targets, dev)?,
                 )?;
-                add("mim", loss, o.mim.weight, &mut total)?;
+                add("mim", loss, o.mim.weight, true, &mut total)?;
             }
             if o.alt.enabled {
                 let tr = u32s(&ix.alt_text_rows, dev)?;
@@ -250,7 +278,7 @@ impl Trainer {
                 let text = (!ix.alt_text_rows.is_empty()).then_some((&tr, &tt));
                 let image = (!ix.alt_image_rows.is_empty()).then_some((&ir, &targets, &it));
                 if let Some(loss) = alt::loss(model, &dec, text, image)? {
-                    add("alt", loss, o.alt.weight, &mut total)?;
+                    add("alt", loss, o.alt.weight, true, &mut total)?;
                 }
             }
         }
@@ -269,6 +297,7 @@ impl Trainer {
                     "contrastive",
                     contrastive::loss(&t_emb, &i_emb, &scale)?,
                     o.contrastive.weight,
+                    true,
                     &mut total,
                 )?;
             }
@@ -296,29 +325,94 @@ impl Trainer {
                     .chain(all.iter().copied())
                     .collect();
                 let (ti, ii) = (u32s(&t_idx, dev)?, u32s(&i_idx, dev)?);
-                let x = Tensor::cat(
-                    &[e_text.index_select(&ti, 0)?, e_img.index_select(&ii, 0)?],
-                    1,
-                )?;
-                let m = Tensor::cat(
-                    &[
-                        text_mask.index_select(&ti, 0)?,
-                        Tensor::ones((3 * b, n), DType::F32, dev)?,
-                    ],
-                    1,
-                )?;
-                let (h, _) = model.encode(&x, &m, false)?;
-                let logits = model.itm_logits(&Model::cls(&h)?)?;
-                let labels: Vec<u32> = (0..3 * b).map(|k| (k < b) as u32).collect();
-                let labels = u32s(&labels, dev)?;
-                add("itm", mlm::ce(&logits, &labels)?, o.itm.weight, &mut total)?;
-                figures.push(("itm_acc", super::objectives::accuracy(&logits, &labels)?));
+                // Split off: the pass starts from detached copies of the embeddings.
+                let cut = match split {
+                    Some(_) => Some((
+                        Var::from_tensor(&e_text.detach())?,
+                        Var::from_tensor(&e_img.detach())?,
+                    )),
+                    None => None,
+                };
+                let (et, ei) = match &cut {
+                    Some((t, i)) => (t.as_tensor(), i.as_tensor()),
+                    None => (&e_text, &e_img),
+                };
+                // Split: positives, text-with-negative-image and image-with-negative-text pass
+                // and back-propagate one after another, so only one third lives at a time.
+                let rows = 3 * b;
+                let chunk = if split.is_some() { b } else { rows };
+                let labels: Vec<u32> = (0..rows).map(|k| (k < b) as u32).collect();
+                let mut whole = None;
+                let mut itm_value = 0f64;
+                let mut right = 0f64;
+                let mut emb_grads: [Option<Tensor>; 2] = [None, None];
+                for start in (0..rows).step_by(chunk) {
+                    let len = chunk.min(rows - start);
+                    let (tc, ic) = (ti.narrow(0, start, len)?, ii.narrow(0, start, len)?);
+                    let x = Tensor::cat(&[et.index_select(&tc, 0)?, ei.index_select(&ic, 0)?], 1)?;
+                    let m = Tensor::cat(
+                        &[
+                            text_mask.index_select(&tc, 0)?,
+                            Tensor::ones((len, n), DType::F32, dev)?,
+                        ],
+                        1,
+                    )?;
+                    let (h, _) = model.encode(&x, &m, false)?;
+                    let logits = model.itm_logits(&Model::cls(&h)?)?;
+                    let lab = u32s(&labels[start..start + len], dev)?;
+                    right += super::objectives::accuracy(&logits, &lab)? * len as f64;
+                    // This chunk's share of the mean over all 3B pairs.
+                    let loss = (mlm::ce(&logits, &lab)? * (len as f64 / rows as f64))?;
+                    match (split, &cut) {
+                        (Some(scale), Some((vt, vi))) => {
+                            itm_value += scalar(&loss)?;
+                            let g = (&loss * (o.itm.weight * scale))?.backward()?;
+                            for (name, var) in &self.vars {
+                                if let Some(gv) = g.get(var.as_tensor()) {
+                                    let sum = match early_grads.remove(name) {
+                                        Some(prev) => (prev + gv)?,
+                                        None => gv.clone(),
+                                    };
+                                    early_grads.insert(name.clone(), sum);
+                                }
+                            }
+                            for (slot, v) in emb_grads.iter_mut().zip([vt, vi]) {
+                                if let Some(ge) = g.get(v.as_tensor()) {
+                                    *slot = Some(match slot.take() {
+                                        Some(prev) => (prev + ge)?,
+                                        None => ge.clone(),
+                                    });
+                                }
+                            }
+                        }
+                        _ => whole = Some(loss),
+                    }
+                }
+                figures.push(("itm_acc", right / rows as f64));
+                match (split, whole) {
+                    (Some(scale), _) => {
+                        // d/dθ Σ e·(∂L/∂e) = (∂e/∂θ)ᵀ ∂L/∂e: the ITM gradient through the embeddings.
+                        for (e, ge) in [&e_text, &e_img].into_iter().zip(emb_grads) {
+                            if let Some(ge) = ge {
+                                let inject = ((e * ge)?.sum_all()? / scale)?;
+                                total = Some(match total.take() {
+                                    Some(t) => (t + inject)?,
+                                    None => inject,
+                                });
+                            }
+                        }
+                        let shown = Tensor::new(itm_value as f32, dev)?;
+                        add("itm", shown, o.itm.weight, false, &mut total)?;
+                    }
+                    (None, Some(loss)) => add("itm", loss, o.itm.weight, true, &mut total)?,
+                    (None, None) => unreachable!("one chunk without split"),
+                }
             }
         }
 
         if o.grouped_itm.enabled && !batch.groups.is_empty() {
             let (loss, acc) = self.grouped_loss(model, &batch.groups)?;
-            add("grouped_itm", loss, o.grouped_itm.weight, &mut total)?;
+            add("grouped_itm", loss, o.grouped_itm.weight, true, &mut total)?;
             figures.push(("grouped_itm_acc", acc));
         }
 
@@ -327,8 +421,10 @@ impl Trainer {
         })?;
         Ok(Losses {
             total,
+            value,
             parts,
             figures,
+            early_grads,
         })
     }
 
@@ -465,7 +561,20 @@ impl Trainer {
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for batch in micro {
-            let losses = self.losses(&self.model, batch, self.cfg.train.seed, self.step)?;
+            let mut losses = self.losses_with(
+                &self.model,
+                batch,
+                self.cfg.train.seed,
+                self.step,
+                Some(1.0 / k),
+            )?;
+            for (name, gv) in std::mem::take(&mut losses.early_grads) {
+                let sum = match grads.remove(&name) {
+                    Some(prev) => (prev + gv)?,
+                    None => gv,
+                };
+                grads.insert(name, sum);
+            }
             for (name, v) in losses.metrics()? {
                 if !sums.contains_key(&name) {
                     order.push(name.clone());
