@@ -85,6 +85,20 @@ fn pad_ids(
     ))
 }
 
+/// Adds `g` to the gradient accumulated under `name`.
+fn add_grad(
+    grads: &mut BTreeMap<String, Tensor>,
+    name: &str,
+    g: &Tensor,
+) -> Result<(), TrainError> {
+    let sum = match grads.remove(name) {
+        Some(prev) => (prev + g)?,
+        None => g.clone(),
+    };
+    grads.insert(name.to_string(), sum);
+    Ok(())
+}
+
 fn u32s(v: &[u32], device: &Device) -> Result<Tensor, TrainError> {
     Ok(Tensor::from_slice(v, v.len(), device)?)
 }
@@ -367,15 +381,7 @@ impl Trainer {
                         (Some(scale), Some((vt, vi))) => {
                             itm_value += scalar(&loss)?;
                             let g = (&loss * (o.itm.weight * scale))?.backward()?;
-                            for (name, var) in &self.vars {
-                                if let Some(gv) = g.get(var.as_tensor()) {
-                                    let sum = match early_grads.remove(name) {
-                                        Some(prev) => (prev + gv)?,
-                                        None => gv.clone(),
-                                    };
-                                    early_grads.insert(name.clone(), sum);
-                                }
-                            }
+                            self.collect_grads(&g, &mut early_grads)?;
                             for (slot, v) in emb_grads.iter_mut().zip([vt, vi]) {
                                 if let Some(ge) = g.get(v.as_tensor()) {
                                     *slot = Some(match slot.take() {
@@ -426,6 +432,20 @@ impl Trainer {
             figures,
             early_grads,
         })
+    }
+
+    /// Adds the parameters' gradients of one backward pass to `into`, by name.
+    fn collect_grads(
+        &self,
+        g: &candle_core::backprop::GradStore,
+        into: &mut BTreeMap<String, Tensor>,
+    ) -> Result<(), TrainError> {
+        for (name, var) in &self.vars {
+            if let Some(gv) = g.get(var.as_tensor()) {
+                add_grad(into, name, gv)?;
+            }
+        }
+        Ok(())
     }
 
     /// What `batch` hides: random masks (and alternate-modality choices) from the batch's
@@ -569,11 +589,7 @@ impl Trainer {
                 Some(1.0 / k),
             )?;
             for (name, gv) in std::mem::take(&mut losses.early_grads) {
-                let sum = match grads.remove(&name) {
-                    Some(prev) => (prev + gv)?,
-                    None => gv,
-                };
-                grads.insert(name, sum);
+                add_grad(&mut grads, &name, &gv)?;
             }
             for (name, v) in losses.metrics()? {
                 if !sums.contains_key(&name) {
@@ -582,15 +598,7 @@ impl Trainer {
                 *sums.entry(name).or_default() += v / k;
             }
             let g = (losses.total / k)?.backward()?;
-            for (name, var) in &self.vars {
-                if let Some(gv) = g.get(var.as_tensor()) {
-                    let sum = match grads.remove(name) {
-                        Some(prev) => (prev + gv)?,
-                        None => gv.clone(),
-                    };
-                    grads.insert(name.clone(), sum);
-                }
-            }
+            self.collect_grads(&g, &mut grads)?;
         }
         let loss = sums["loss"];
         if !loss.is_finite() {
