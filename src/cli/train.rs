@@ -249,13 +249,14 @@ pub(super) fn runs(dir: &Path, cmd: RunsCmd) -> Result<ExitCode> {
                 for c in &detail.checkpoints {
                     println!("checkpoint step {}: {}", c.step, c.path);
                 }
-                for m in detail.train.iter().chain(&detail.val) {
+                let tagged = detail.train.iter().map(|m| ("train", m));
+                for (split, m) in tagged.chain(detail.val.iter().map(|m| ("val", m))) {
                     let fields: Vec<String> = m
                         .iter()
                         .filter(|(k, _)| *k != "step")
                         .map(|(k, v)| format!("{k}={:.4}", v.as_f64().unwrap_or(f64::NAN)))
                         .collect();
-                    println!("step {:>6}: {}", m["step"], fields.join(" "));
+                    println!("{split:<5} step {:>6}: {}", m["step"], fields.join(" "));
                 }
             }
         }
