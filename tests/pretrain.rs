@@ -512,3 +512,32 @@ fn split_itm_backward_gives_the_full_gradient() {
     }
     assert!(checked > 20);
 }
+
+/// Gradient accumulation averages the micro-batches' gradients: two micro-batches that are the
+/// same batch make the same update as that batch alone.
+#[test]
+fn accumulation_averages_micro_batch_gradients() {
+    let mut cfg = tiny("mlm,mim,itm,contrastive");
+    let batch = builder(&cfg).build(0).unwrap();
+    let mut once = trainer(&cfg);
+    let m1 = once.train_step(std::slice::from_ref(&batch)).unwrap();
+    cfg.train.accumulate = 2;
+    let mut twice = trainer(&cfg);
+    let m2 = twice.train_step(&[batch.clone(), batch]).unwrap();
+    assert!((metric(&m1, "loss") - metric(&m2, "loss")).abs() < 1e-9);
+    assert!(
+        (metric(&m1, "grad_norm") - metric(&m2, "grad_norm")).abs()
+            < 1e-5 * metric(&m1, "grad_norm")
+    );
+    for (name, var) in &once.vars {
+        let d = (var.as_tensor() - twice.vars[name].as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-6, "{name} differs by {d}");
+    }
+}
