@@ -3,7 +3,14 @@
 use rusqlite_migration::{Migrations, M};
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
+    Migrations::new(vec![
+        M::up(V1),
+        M::up(V2),
+        M::up(V3),
+        M::up(V4),
+        M::up(V5),
+        M::up(V6),
+    ])
 }
 
 const V1: &str = r#"
@@ -200,4 +207,35 @@ CREATE TABLE checkpoints (
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (run_id, step)
 );
+"#;
+
+/// VQA questions join the full-text index: searching "what color" finds the questions that ask
+/// it. The index and its triggers are recreated with the column and rebuilt from `items`.
+const V6: &str = r#"
+DROP TRIGGER items_fts_insert;
+DROP TRIGGER items_fts_delete;
+DROP TRIGGER items_fts_update;
+DROP TABLE items_fts;
+CREATE VIRTUAL TABLE items_fts USING fts5(
+    caption, context_before, context_after, question,
+    content = 'items', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3'
+);
+CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN
+    INSERT INTO items_fts(rowid, caption, context_before, context_after, question)
+    VALUES (new.id, new.caption, new.context_before, new.context_after, new.question);
+END;
+CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+    INSERT INTO items_fts(items_fts, rowid, caption, context_before, context_after, question)
+    VALUES ('delete', old.id, old.caption, old.context_before, old.context_after, old.question);
+END;
+CREATE TRIGGER items_fts_update AFTER UPDATE OF id, caption, context_before, context_after, question
+ON items BEGIN
+    INSERT INTO items_fts(items_fts, rowid, caption, context_before, context_after, question)
+    VALUES ('delete', old.id, old.caption, old.context_before, old.context_after, old.question);
+    INSERT INTO items_fts(rowid, caption, context_before, context_after, question)
+    VALUES (new.id, new.caption, new.context_before, new.context_after, new.question);
+END;
+INSERT INTO items_fts(items_fts) VALUES ('rebuild');
 "#;

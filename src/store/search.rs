@@ -5,9 +5,10 @@ use rusqlite::{params, ErrorCode, OptionalExtension};
 
 use super::{item_from_row, ItemRow, Result, Store, StoreError, ITEM_COLUMNS};
 
-/// Column weights for bm25 (caption, context before, context after): a word in the caption
-/// says more about the image than one in the speech around it.
-const BM25_WEIGHTS: &str = "4.0, 1.0, 1.0";
+/// Column weights for bm25 (caption, context before, context after, VQA question): a word in
+/// the caption says more about the image than one in the speech around it; a question's words
+/// weigh as a caption's.
+const BM25_WEIGHTS: &str = "4.0, 1.0, 1.0, 4.0";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchOptions {
@@ -195,6 +196,42 @@ mod tests {
 
     fn search(store: &Store, q: &str) -> Result<Vec<SearchHit>> {
         store.search_items("d", q, &SearchOptions::default())
+    }
+
+    #[test]
+    fn vqa_questions_are_searchable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ds = store.ensure_dataset("d").unwrap();
+        let im = image(&store);
+        let q = |i: usize, text: &str| ImportedItem {
+            image_hash: im.hash.clone(),
+            caption: String::new(),
+            source_path: format!("/q/{i}"),
+            split: None,
+            meta_json: None,
+            question: Some(super::super::ImportedQuestion {
+                question: text.into(),
+                answers_json: r#"[{"answer":"red","count":1}]"#.into(),
+                answer_type: None,
+                question_type: None,
+            }),
+        };
+        let items = vec![
+            q(0, "what color is the circle?"),
+            q(1, "how many shapes are there?"),
+        ];
+        store
+            .save_imported_items(ds, &[im.clone()], &items)
+            .unwrap();
+        let hits = search(&store, "color").unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(
+            hits[0].item.question.as_deref(),
+            Some("what color is the circle?")
+        );
+        assert!(hits[0].snippet.contains("[color]"), "{}", hits[0].snippet);
+        assert!(search(&store, "triangle").unwrap().is_empty());
     }
 
     #[test]
