@@ -222,7 +222,7 @@ mod tests {
             q(1, "how many shapes are there?"),
         ];
         store
-            .save_imported_items(ds, &[im.clone()], &items)
+            .save_imported_items(ds, std::slice::from_ref(&im), &items)
             .unwrap();
         let hits = search(&store, "color").unwrap();
         assert_eq!(hits.len(), 1);
