@@ -185,6 +185,11 @@ fn split_filter_exports_only_that_split() {
     let text = std::fs::read_to_string(&table).unwrap();
     assert_eq!(text.lines().count(), 1);
     assert!(text.contains("\"A dog.\""));
+    // Read back, the exported split is the item's split again, not just a meta field.
+    import_ok(&data, "jsonl", &table, "back");
+    let back = json(&run_ok(tessera(&data).args(["items", "back", "--json"])));
+    assert_eq!(back[0]["split"], "train");
+    assert!(back[0]["meta"].get("split").is_none(), "{}", back[0]);
 
     // A split with no items is an error that names it, and writes nothing.
     let empty = t.path().join("none");

@@ -33,12 +33,26 @@ pub(crate) fn scan_jsonl(file: &Path, opts: &ImportOptions) -> Result<Chunk, Imp
                     format!("{}:{line}", file.display()).into(),
                 );
                 let i = chunk.image_file(base_dir(file).join(image));
-                chunk.record(i, &caption, None, meta);
+                let split = take_split(&mut meta);
+                chunk.record(i, &caption, split, meta);
             }
             Err(reason) => chunk.problems.push(ItemError::line(file, line, reason)),
         }
     }
     Ok(chunk)
+}
+
+/// A `split` field (a non-empty string, as `tessera export jsonl` writes it) becomes the item's
+/// split rather than meta, so an exported dataset comes back with its splits.
+fn take_split(meta: &mut Map<String, Value>) -> Option<String> {
+    match meta.get("split") {
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            let split = s.trim().to_string();
+            meta.remove("split");
+            Some(split)
+        }
+        _ => None,
+    }
 }
 
 fn jsonl_row(
@@ -147,7 +161,8 @@ pub(crate) fn scan_csv(
                     format!("{}:{line}", file.display()).into(),
                 );
                 let i = chunk.image_file(base_dir(file).join(image));
-                chunk.record(i, &caption, None, meta);
+                let split = take_split(&mut meta);
+                chunk.record(i, &caption, split, meta);
             }
             Err(reason) => chunk.problems.push(ItemError::line(file, line, reason)),
         }
