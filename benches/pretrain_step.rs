@@ -103,6 +103,7 @@ fn make_batch(cfg: &RunConfig, step: u64, b: usize) -> Batch {
                 patches,
                 targets,
                 image_key: format!("bench-{step}-{i}"),
+                answers: Vec::new(),
             }
         })
         .collect();

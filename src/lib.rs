@@ -8,6 +8,8 @@ pub mod asr;
 pub mod curate;
 pub mod eval;
 pub mod events;
+pub mod index;
+pub mod infer;
 pub mod ingest;
 pub mod media;
 pub mod model;

@@ -43,10 +43,10 @@ fn corpus() -> Corpus {
             img.write_to(&mut png, image::ImageFormat::Png).unwrap();
             let hash = format!("img-{ci}-{si}");
             images.insert(hash.clone(), png.into_inner());
-            items.push(CorpusItem {
-                image_hash: hash,
-                caption: format!("a {cname} {shape} on a grey background"),
-            });
+            items.push(CorpusItem::pair(
+                &hash,
+                &format!("a {cname} {shape} on a grey background"),
+            ));
         }
     }
     Corpus {

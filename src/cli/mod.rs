@@ -1,8 +1,11 @@
 //! Arguments and commands of the `tessera` binary.
 
 mod curate;
+mod demo;
+mod evaluate;
 mod explore;
 mod progress;
+mod query;
 mod train;
 
 use std::io::Write;
@@ -68,6 +71,21 @@ enum Command {
     Models(ModelsCmd),
     /// Pre-train the vision-language transformer on a dataset.
     Pretrain(train::PretrainArgs),
+    /// Fine-tune for VQA or retrieval from a pre-trained run (or from scratch), in the same loop.
+    Finetune(train::FinetuneArgs),
+    /// Evaluate runs: retrieval recall@K, VQA accuracy (kept with each run).
+    #[command(subcommand)]
+    Eval(evaluate::EvalCmd),
+    /// The whole chain on the sample assets in a few minutes: ingest, import, pre-train,
+    /// fine-tune, evaluate, ask, search.
+    Demo(demo::DemoArgs),
+    /// Pre-train → fine-tune → evaluate every variant of the objectives over seeds (plus a
+    /// from-scratch row) and write the table; resumable.
+    Ablate(evaluate::AblateArgs),
+    /// Images for a caption, or captions for an image (`--image`), through the run's index.
+    Search(query::SearchArgs),
+    /// Answer a question about an image with a VQA run: the top answers and their probabilities.
+    Ask(query::AskArgs),
     /// Training runs: their configs, status and per-step metrics.
     #[command(subcommand)]
     Runs(train::RunsCmd),
@@ -388,6 +406,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Transcribe { file, asr, json } => transcribe(&dir, &file, &asr, json),
         Command::Models(cmd) => models(&dir, cmd),
         Command::Pretrain(args) => train::pretrain(&dir, args),
+        Command::Finetune(args) => train::finetune(&dir, args),
+        Command::Eval(cmd) => evaluate::eval(&dir, cmd),
+        Command::Ablate(args) => evaluate::ablate(&dir, args),
+        Command::Demo(args) => demo::demo(&dir, args),
+        Command::Search(args) => query::search(&dir, args),
+        Command::Ask(args) => query::ask(&dir, args),
         Command::Runs(cmd) => train::runs(&dir, cmd),
         Command::Resume { run, device, json } => train::resume(&dir, &run, device, json),
     }

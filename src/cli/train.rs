@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tessera::model::{DeviceChoice, RunConfig};
 use tessera::store::MetricSplit;
-use tessera::train::{Cancel, InitFrom, PretrainOptions, RunReport};
+use tessera::train::{
+    Cancel, FinetuneOptions, FinetuneTask, InitFrom, Parent, PretrainOptions, RunReport,
+};
 
 use super::{open_store, print_json, progress};
 
@@ -24,6 +26,46 @@ pub(super) struct PretrainArgs {
     /// grouped_itm); default: those the config enables.
     #[arg(long)]
     objectives: Option<String>,
+    /// Start from all-MiniLM-L6-v2's BERT weights (`small` shapes).
+    #[arg(long, value_parser = ["minilm"])]
+    init: Option<String>,
+    /// The MiniLM safetensors file for `--init minilm`.
+    #[arg(long, env = "TESSERA_MINILM", value_name = "FILE")]
+    minilm: Option<PathBuf>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
+pub(super) enum FinetuneKind {
+    /// A classifier over the training split's answers, on `[CLS]` of question + image.
+    Vqa,
+    /// Contrastive + image-text matching with hard negatives.
+    Retrieval,
+}
+
+#[derive(Args)]
+pub(super) struct FinetuneArgs {
+    /// vqa or retrieval.
+    task: FinetuneKind,
+    #[arg(long)]
+    dataset: String,
+    /// A pre-trained run (its latest checkpoint), or `scratch` for fresh weights.
+    #[arg(long, value_name = "RUN|scratch")]
+    from: String,
+    /// Model and training settings (default: the parent run's; needed with `--from scratch`).
+    #[arg(long, value_name = "TOML")]
+    config: Option<PathBuf>,
+    /// VQA: keep the K most frequent training answers.
+    #[arg(long, default_value_t = 1000)]
+    answers: usize,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+/// Training settings the command line overrides.
+#[derive(Args)]
+pub(super) struct TrainArgs {
     #[arg(long)]
     steps: Option<u64>,
     #[arg(long)]
@@ -38,15 +80,12 @@ pub(super) struct PretrainArgs {
     /// Validate on the held-out split every N steps (and at the end).
     #[arg(long)]
     validate_every: Option<u64>,
-    /// Run name (default: DATASET-N).
+    /// Train on this share of the training split (a fixed subset chosen by the seed).
+    #[arg(long, value_name = "SHARE")]
+    train_fraction: Option<f64>,
+    /// Run name (default: DATASET-TASK-N).
     #[arg(long)]
     run: Option<String>,
-    /// Start from all-MiniLM-L6-v2's BERT weights (`small` shapes).
-    #[arg(long, value_parser = ["minilm"])]
-    init: Option<String>,
-    /// The MiniLM safetensors file for `--init minilm`.
-    #[arg(long, env = "TESSERA_MINILM", value_name = "FILE")]
-    minilm: Option<PathBuf>,
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
     #[arg(long)]
@@ -69,7 +108,7 @@ pub(super) enum RunsCmd {
 }
 
 /// Ctrl-C asks the loop to checkpoint and stop; a second Ctrl-C ends the process.
-fn cancel_on_ctrl_c() -> Cancel {
+pub(super) fn cancel_on_ctrl_c() -> Cancel {
     let cancel = Cancel::new();
     let c = cancel.clone();
     let _ = ctrlc::set_handler(move || {
@@ -101,31 +140,42 @@ fn finish(report: RunReport, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+impl TrainArgs {
+    fn apply(&self, config: &mut RunConfig) -> Result<()> {
+        let a = self;
+        if let Some(s) = a.steps {
+            config.train.steps = s;
+        }
+        if let Some(b) = a.batch {
+            config.train.batch = b;
+        }
+        if let Some(lr) = a.lr {
+            config.train.lr = lr;
+            config.train.min_lr = config.train.min_lr.min(lr);
+        }
+        if let Some(s) = a.seed {
+            config.train.seed = s;
+        }
+        if let Some(n) = a.checkpoint_every {
+            config.train.checkpoint_every = n;
+        }
+        if let Some(n) = a.validate_every {
+            config.train.validate_every = n;
+        }
+        if let Some(f) = a.train_fraction {
+            config.train.train_fraction = f;
+        }
+        config.validate()?;
+        Ok(())
+    }
+}
+
 pub(super) fn pretrain(dir: &Path, a: PretrainArgs) -> Result<ExitCode> {
     let mut config = RunConfig::load(&a.config)?;
     if let Some(list) = &a.objectives {
         config.objectives.select(list)?;
     }
-    if let Some(s) = a.steps {
-        config.train.steps = s;
-    }
-    if let Some(b) = a.batch {
-        config.train.batch = b;
-    }
-    if let Some(lr) = a.lr {
-        config.train.lr = lr;
-        config.train.min_lr = config.train.min_lr.min(lr);
-    }
-    if let Some(s) = a.seed {
-        config.train.seed = s;
-    }
-    if let Some(n) = a.checkpoint_every {
-        config.train.checkpoint_every = n;
-    }
-    if let Some(n) = a.validate_every {
-        config.train.validate_every = n;
-    }
-    config.validate()?;
+    a.train.apply(&mut config)?;
     let init = match a.init.as_deref() {
         Some("minilm") => InitFrom::Minilm(a.minilm.clone().context(
             "--init minilm needs the weights: --minilm FILE or TESSERA_MINILM (scripts/fetch-assets.sh puts them in ~/.cache/tessera/assets/minilm/model.safetensors)",
@@ -138,13 +188,44 @@ pub(super) fn pretrain(dir: &Path, a: PretrainArgs) -> Result<ExitCode> {
     let opts = PretrainOptions {
         dataset: a.dataset,
         config,
-        run: a.run,
+        run: a.train.run,
         init,
-        device: a.device,
+        device: a.train.device,
     };
     let report = tessera::train::pretrain(&store, &opts, sink.clone(), &cancel_on_ctrl_c());
     sink.finish();
-    finish(report?, a.json)
+    finish(report?, a.train.json)
+}
+
+pub(super) fn finetune(dir: &Path, a: FinetuneArgs) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    let from = match a.from.as_str() {
+        "scratch" => Parent::Scratch,
+        run => Parent::Run(run.to_string()),
+    };
+    let mut config = match (&a.config, &from) {
+        (Some(path), _) => RunConfig::load(path)?,
+        (None, Parent::Run(run)) => tessera::train::run::run_config(&store, run)?,
+        (None, Parent::Scratch) => anyhow::bail!("--from scratch needs --config TOML"),
+    };
+    a.train.apply(&mut config)?;
+    let task = match a.task {
+        FinetuneKind::Vqa => FinetuneTask::Vqa { answers: a.answers },
+        FinetuneKind::Retrieval => FinetuneTask::Retrieval,
+    };
+    tessera::train::keep_freed_memory();
+    let sink = Arc::new(progress::BarSink::new());
+    let opts = FinetuneOptions {
+        dataset: a.dataset,
+        config,
+        task,
+        from,
+        run: a.train.run,
+        device: a.train.device,
+    };
+    let report = tessera::train::finetune(&store, &opts, sink.clone(), &cancel_on_ctrl_c());
+    sink.finish();
+    finish(report?, a.train.json)
 }
 
 pub(super) fn resume(dir: &Path, run: &str, device: DeviceChoice, json: bool) -> Result<ExitCode> {
@@ -169,6 +250,8 @@ struct RunDetail {
     updated_at: String,
     config: serde_json::Value,
     checkpoints: Vec<tessera::store::CheckpointRow>,
+    /// `tessera eval` results of the run's checkpoints.
+    evaluations: Vec<tessera::store::EvaluationRow>,
     train: Vec<serde_json::Map<String, serde_json::Value>>,
     val: Vec<serde_json::Map<String, serde_json::Value>>,
 }
@@ -232,6 +315,7 @@ pub(super) fn runs(dir: &Path, cmd: RunsCmd) -> Result<ExitCode> {
                 updated_at: row.updated_at.clone(),
                 config: serde_json::from_str(&row.config_json).unwrap_or(serde_json::Value::Null),
                 checkpoints: store.checkpoints(row.id)?,
+                evaluations: store.evaluations(row.id)?,
                 train: by_step(store.run_metrics(row.id, Some(MetricSplit::Train))?),
                 val: by_step(store.run_metrics(row.id, Some(MetricSplit::Val))?),
             };
@@ -248,6 +332,25 @@ pub(super) fn runs(dir: &Path, cmd: RunsCmd) -> Result<ExitCode> {
                 println!("config: {}", serde_json::to_string(&detail.config)?);
                 for c in &detail.checkpoints {
                     println!("checkpoint step {}: {}", c.step, c.path);
+                }
+                for e in &detail.evaluations {
+                    // The headline numbers; `--json` has per-type scores and confusions.
+                    let numbers: Vec<String> = e
+                        .metrics
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(_, v)| v.is_f64())
+                        .map(|(k, v)| format!("{k}={:.4}", v.as_f64().unwrap_or(f64::NAN)))
+                        .collect();
+                    println!(
+                        "eval {} on {}/{} (step {}): {}",
+                        e.kind,
+                        e.dataset,
+                        e.split,
+                        e.step,
+                        numbers.join(" ")
+                    );
                 }
                 let tagged = detail.train.iter().map(|m| ("train", m));
                 for (split, m) in tagged.chain(detail.val.iter().map(|m| ("val", m))) {

@@ -1,3 +1,8 @@
-//! Evaluation metrics.
+//! Evaluation metrics: word error rate, retrieval recall@K, VQA accuracy.
 
+pub mod ablate;
+pub mod retrieval;
+pub mod run;
+pub mod table;
+pub mod vqa;
 pub mod wer;

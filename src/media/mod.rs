@@ -9,6 +9,7 @@
 //! pipe uncopied, so the process boundary costs little next to decoding and Whisper.
 
 mod frames;
+pub mod heatmap;
 mod pixels;
 mod probe;
 mod still;

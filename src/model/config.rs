@@ -135,6 +135,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Threads building batches beside the device.
     pub loader_threads: usize,
+    /// Share of the training split used (a fixed subset chosen by `seed`): label-efficiency
+    /// experiments.
+    pub train_fraction: f64,
 }
 
 impl Default for TrainConfig {
@@ -157,6 +160,7 @@ impl Default for TrainConfig {
             val_items: 256,
             seed: 0,
             loader_threads: 2,
+            train_fraction: 1.0,
         }
     }
 }
@@ -436,6 +440,38 @@ impl Objectives {
     }
 }
 
+/// What a run trains.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Task {
+    /// The self-supervised objectives of `[objectives]`.
+    #[default]
+    Pretrain,
+    /// Visual question answering: a classifier over `answers` (the vocabulary, most frequent
+    /// first, fixed when the run is created) on `[CLS]` of question + image.
+    Vqa { answers: Vec<String> },
+    /// Image-text retrieval: the contrastive and ITM (hard negatives) objectives.
+    Retrieval,
+}
+
+impl Task {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Pretrain => "pretrain",
+            Task::Vqa { .. } => "vqa",
+            Task::Retrieval => "retrieval",
+        }
+    }
+
+    /// Size of the VQA head (0: no head).
+    pub fn vqa_answers(&self) -> usize {
+        match self {
+            Task::Vqa { answers } => answers.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// A whole `models/*.toml`: the architecture, and optionally training defaults and objectives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -445,6 +481,8 @@ pub struct RunConfig {
     pub train: TrainConfig,
     #[serde(default)]
     pub objectives: Objectives,
+    #[serde(default)]
+    pub task: Task,
 }
 
 impl RunConfig {
@@ -471,6 +509,13 @@ impl RunConfig {
     pub fn validate(&self) -> Result<(), ModelError> {
         self.model.validate()?;
         self.objectives.validate()?;
+        if let Task::Vqa { answers } = &self.task {
+            if answers.is_empty() {
+                return Err(ModelError::Config(
+                    "a VQA run needs at least one answer in its vocabulary".into(),
+                ));
+            }
+        }
         let t = &self.train;
         if t.batch < 2 {
             return Err(ModelError::Config(
@@ -485,6 +530,12 @@ impl RunConfig {
             return Err(ModelError::Config(
                 "train.accumulate, loader_threads, checkpoint_every and keep_checkpoints must be positive".into(),
             ));
+        }
+        if !(t.train_fraction > 0.0 && t.train_fraction <= 1.0) {
+            return Err(ModelError::Config(format!(
+                "train.train_fraction must be in (0, 1], got {}",
+                t.train_fraction
+            )));
         }
         if t.lr.is_nan() || t.lr <= 0.0 || t.min_lr < 0.0 || t.min_lr > t.lr {
             return Err(ModelError::Config(format!(

@@ -54,6 +54,31 @@ pub struct Decoder {
     pub word_bias: Tensor,
 }
 
+/// The VQA classifier on `[CLS]` (ViLT's: D → 2D, layer norm, GELU, → answers).
+pub struct VqaHead {
+    pub hidden: Linear,
+    pub norm: LayerNorm,
+    pub out: Linear,
+}
+
+impl VqaHead {
+    pub const PREFIX: &'static str = "vqa_head";
+
+    fn new(b: &mut Builder, d: usize, answers: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            hidden: Linear::new(b, "vqa_head.hidden", d, 2 * d)?,
+            norm: LayerNorm::new(b, "vqa_head.LayerNorm", 2 * d, eps)?,
+            out: Linear::new(b, "vqa_head.out", 2 * d, answers)?,
+        })
+    }
+
+    /// Answer logits `[B, K]` for `[CLS]` states `[B, D]`.
+    pub fn forward(&self, cls: &Tensor) -> Result<Tensor> {
+        let h = self.norm.forward(&self.hidden.forward(cls)?)?;
+        Ok(self.out.forward(&fused::gelu(&h)?)?)
+    }
+}
+
 pub struct Model {
     pub cfg: ModelConfig,
     pub word_embeddings: Tensor,
@@ -71,6 +96,8 @@ pub struct Model {
     pub text_projection: Linear,
     pub image_projection: Linear,
     pub logit_scale: Tensor,
+    /// Present in VQA runs.
+    pub vqa_head: Option<VqaHead>,
 }
 
 impl Model {
@@ -144,8 +171,30 @@ impl Model {
                 (),
                 Init::Const((1.0 / init_temperature).ln()),
             )?,
+            vqa_head: None,
             cfg: cfg.clone(),
         })
+    }
+
+    /// Adds a VQA head over `answers` answers from `b` (after [`Model::build`] with the same
+    /// builder, so a fresh model's variables stay in one map).
+    pub fn add_vqa_head(&mut self, b: &mut Builder, answers: usize) -> Result<()> {
+        self.vqa_head = Some(VqaHead::new(
+            b,
+            self.cfg.hidden,
+            answers,
+            self.cfg.layer_norm_eps,
+        )?);
+        Ok(())
+    }
+
+    /// Answer logits `[B, K]` of question-image pairs: `x` `[B, T, D]` embeddings with `mask`.
+    pub fn vqa_logits(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let head = self.vqa_head.as_ref().ok_or_else(|| {
+            ModelError::Config("this model has no VQA head (not a VQA fine-tuning run)".into())
+        })?;
+        let (h, _) = self.encode(x, mask, false)?;
+        head.forward(&Self::cls(&h)?)
     }
 
     /// A fresh, trainable model and its variables by name.
@@ -155,19 +204,42 @@ impl Model {
         seed: u64,
         device: &Device,
     ) -> Result<(Self, BTreeMap<String, Var>)> {
+        Self::fresh_with_head(cfg, init_temperature, 0, seed, device)
+    }
+
+    /// As [`Model::fresh`], with a VQA head over `vqa_answers` answers when that is not 0.
+    pub fn fresh_with_head(
+        cfg: &ModelConfig,
+        init_temperature: f64,
+        vqa_answers: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<(Self, BTreeMap<String, Var>)> {
         let mut b = Builder::fresh(seed, DType::F32, device);
-        let m = Self::build(cfg, init_temperature, &mut b)?;
+        let mut m = Self::build(cfg, init_temperature, &mut b)?;
+        if vqa_answers > 0 {
+            m.add_vqa_head(&mut b, vqa_answers)?;
+        }
         Ok((m, b.vars))
     }
 
-    /// A fixed (inference or teacher) model from named tensors.
+    /// A fixed (inference or teacher) model from named tensors; with a VQA head when they hold
+    /// one.
     pub fn from_tensors(
         cfg: &ModelConfig,
         tensors: BTreeMap<String, Tensor>,
         device: &Device,
     ) -> Result<Self> {
+        let answers = tensors
+            .get("vqa_head.out.weight")
+            .map(|w| w.dim(0))
+            .transpose()?;
         let mut b = Builder::fixed(tensors, DType::F32, device);
-        Self::build(cfg, 0.07, &mut b)
+        let mut m = Self::build(cfg, 0.07, &mut b)?;
+        if let Some(k) = answers {
+            m.add_vqa_head(&mut b, k)?;
+        }
+        Ok(m)
     }
 
     /// Word + position + type(0) embeddings, normalised: `[B, Lt]` ids → `[B, Lt, D]`.

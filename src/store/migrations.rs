@@ -10,6 +10,7 @@ pub fn migrations() -> Migrations<'static> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ])
 }
 
@@ -238,4 +239,21 @@ ON items BEGIN
     VALUES (new.id, new.caption, new.context_before, new.context_after, new.question);
 END;
 INSERT INTO items_fts(items_fts) VALUES ('rebuild');
+"#;
+
+/// Evaluations of runs (`tessera eval`): one row per run, checkpoint, kind, data set and split,
+/// replaced when evaluated again.
+const V7: &str = r#"
+CREATE TABLE evaluations (
+    run_id        INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind          TEXT NOT NULL CHECK (kind IN ('retrieval', 'vqa')),
+    dataset       TEXT NOT NULL,
+    split         TEXT NOT NULL,
+    step          INTEGER NOT NULL,
+    -- The manifest hash of the evaluated checkpoint.
+    checksum      TEXT NOT NULL,
+    metrics_json  TEXT NOT NULL,
+    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (run_id, kind, dataset, split)
+);
 "#;

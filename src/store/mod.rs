@@ -16,8 +16,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use blobs::{hash_bytes, hash_file, BlobStore};
 pub use curation::{CurationItem, MergeReport};
 pub use runs::{
-    CheckpointRow, MetricRow, MetricSplit, ParseRunEnumError, RunKind, RunRow, RunStatus,
-    RunSummary,
+    CheckpointRow, EvaluationRow, MetricRow, MetricSplit, ParseRunEnumError, RunKind, RunRow,
+    RunStatus, RunSummary,
 };
 pub use search::{SearchHit, SearchOptions};
 pub use stats::{DatasetStats, SourceCount, SplitCount, WordBucket, CAPTION_WORD_BUCKETS};
@@ -846,13 +846,13 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
-        assert_eq!(store.schema_version().unwrap(), 6);
+        assert_eq!(store.schema_version().unwrap(), 7);
         migrations::migrations().validate().unwrap();
         drop(store);
         // reopening an up-to-date store is a no-op
         assert_eq!(
             Store::open(dir.path()).unwrap().schema_version().unwrap(),
-            6
+            7
         );
     }
 

@@ -855,3 +855,69 @@ mod tests {
         assert_eq!(runs[0].loss, Some(1.5));
     }
 }
+
+/// A stored evaluation of a run's checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EvaluationRow {
+    pub kind: String,
+    pub dataset: String,
+    pub split: String,
+    pub step: u64,
+    pub checksum: String,
+    pub metrics: serde_json::Value,
+    pub created_at: String,
+}
+
+impl Store {
+    /// Records (or replaces) the evaluation of `run_id`'s checkpoint `step` on a data set split.
+    #[allow(clippy::too_many_arguments)]
+    pub fn save_evaluation(
+        &self,
+        run_id: i64,
+        kind: &str,
+        dataset: &str,
+        split: &str,
+        step: u64,
+        checksum: &str,
+        metrics: &serde_json::Value,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO evaluations(run_id, kind, dataset, split, step, checksum, metrics_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(run_id, kind, dataset, split) DO UPDATE SET
+                step = excluded.step, checksum = excluded.checksum,
+                metrics_json = excluded.metrics_json, created_at = excluded.created_at",
+            params![
+                run_id,
+                kind,
+                dataset,
+                split,
+                sql_step(step),
+                checksum,
+                metrics.to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A run's evaluations, by kind, data set and split.
+    pub fn evaluations(&self, run_id: i64) -> Result<Vec<EvaluationRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, dataset, split, step, checksum, metrics_json, created_at
+             FROM evaluations WHERE run_id = ?1 ORDER BY kind, dataset, split",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            let json: String = r.get(5)?;
+            Ok(EvaluationRow {
+                kind: r.get(0)?,
+                dataset: r.get(1)?,
+                split: r.get(2)?,
+                step: get_step(r, 3)?,
+                checksum: r.get(4)?,
+                metrics: serde_json::from_str(&json).unwrap_or(serde_json::Value::Null),
+                created_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

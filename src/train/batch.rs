@@ -23,7 +23,20 @@ use super::TrainError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CorpusItem {
     pub image_hash: String,
+    /// The caption, or a VQA item's question.
     pub caption: String,
+    /// VQA items: (answer class, soft score) of each answer in the run's vocabulary.
+    pub answers: Vec<(u32, f32)>,
+}
+
+impl CorpusItem {
+    pub fn pair(image_hash: &str, caption: &str) -> Self {
+        Self {
+            image_hash: image_hash.to_string(),
+            caption: caption.to_string(),
+            answers: Vec::new(),
+        }
+    }
 }
 
 /// Reads an image blob's bytes by hash.
@@ -46,6 +59,8 @@ pub struct Sample {
     pub targets: Vec<f32>,
     /// Which image this is (pairs sharing an image are not each other's negatives).
     pub image_key: String,
+    /// VQA: (answer class, soft score).
+    pub answers: Vec<(u32, f32)>,
 }
 
 /// One grouped-ITM grid: four captions after `[CLS]`, each followed by `[SEP]`.
@@ -224,6 +239,7 @@ impl BatchBuilder {
                 patches,
                 targets,
                 image_key: item.image_hash.clone(),
+                answers: item.answers.clone(),
             },
             rgb,
         ))

@@ -229,6 +229,7 @@ mod tests {
             patches: vec![0.0; n * 3],
             targets: vec![0.0; n * 3],
             image_key: format!("img{len}"),
+            answers: Vec::new(),
         }
     }
 

@@ -13,7 +13,10 @@ pub mod trainer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub use run::{pretrain, resume, InitFrom, PretrainOptions, RunReport};
+pub use run::{
+    finetune, pretrain, resume, FinetuneOptions, FinetuneTask, InitFrom, Parent, PretrainOptions,
+    RunReport,
+};
 pub use trainer::{Losses, Trainer};
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::eval::vqa::{gold_answers, targets};
 use crate::events::{Event, EventSink};
+use crate::model::config::Task;
 use crate::model::{select_device, DeviceChoice, RunConfig};
 use crate::store::{MetricSplit, RunKind, RunStatus, Store};
 use crate::text::Tokenizer;
@@ -24,6 +26,14 @@ pub enum InitFrom {
     Random,
     /// all-MiniLM-L6-v2's BERT weights (the `small` shapes) from this safetensors file.
     Minilm(PathBuf),
+    /// Another run's checkpoint (fine-tuning): every tensor of the model, by name; task heads
+    /// the parent lacks start fresh.
+    Run {
+        run: String,
+        step: u64,
+        path: String,
+        checksum: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -64,16 +74,140 @@ pub fn pretrain(
     sink: Arc<dyn EventSink>,
     cancel: &Cancel,
 ) -> Result<RunReport, TrainError> {
+    start(store, opts, RunKind::Pretrain, None, sink, cancel)
+}
+
+/// What `tessera finetune` starts from.
+#[derive(Debug, Clone)]
+pub enum Parent {
+    /// Fresh weights (the from-scratch baseline).
+    Scratch,
+    /// A run's latest checkpoint.
+    Run(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct FinetuneOptions {
+    pub dataset: String,
+    /// The model, training settings and objectives (ignored for VQA); the parent's
+    /// architecture when fine-tuning a run.
+    pub config: RunConfig,
+    pub task: FinetuneTask,
+    pub from: Parent,
+    pub run: Option<String>,
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FinetuneTask {
+    /// At most this many answers in the vocabulary.
+    Vqa {
+        answers: usize,
+    },
+    Retrieval,
+}
+
+/// The model config of a run (for fine-tuning it: the architecture to keep).
+pub fn run_config(store: &Store, run: &str) -> Result<RunConfig, TrainError> {
+    Ok(stored_run(store, run)?.1.config)
+}
+
+fn stored_run(store: &Store, run: &str) -> Result<(crate::store::RunRow, StoredRun), TrainError> {
+    let row = store.run(run)?;
+    let stored = serde_json::from_str(&row.config_json).map_err(|e| TrainError::Run {
+        run: run.into(),
+        reason: format!("stored config unreadable: {e}"),
+    })?;
+    Ok((row, stored))
+}
+
+/// Fine-tunes for VQA or retrieval, from a run's latest checkpoint or from scratch, in the
+/// same loop as pre-training (checkpoints, resume, metrics, cancellation).
+pub fn finetune(
+    store: &Store,
+    opts: &FinetuneOptions,
+    sink: Arc<dyn EventSink>,
+    cancel: &Cancel,
+) -> Result<RunReport, TrainError> {
+    let mut config = opts.config.clone();
+    let (init, parent_id) = match &opts.from {
+        Parent::Scratch => (InitFrom::Random, None),
+        Parent::Run(name) => {
+            let (row, parent) = stored_run(store, name)?;
+            if parent.config.model != config.model {
+                return Err(TrainError::Run {
+                    run: name.clone(),
+                    reason: "its architecture differs from the fine-tuning config's \
+                             (fine-tune with the parent's config, or from scratch)"
+                        .into(),
+                });
+            }
+            let point = store.resume_point(row.id)?.ok_or_else(|| TrainError::Run {
+                run: name.clone(),
+                reason: "has no checkpoint to start from".into(),
+            })?;
+            (
+                InitFrom::Run {
+                    run: name.clone(),
+                    step: point.step,
+                    path: point.path,
+                    checksum: point.checksum,
+                },
+                Some(row.id),
+            )
+        }
+    };
+    config.task = match opts.task {
+        FinetuneTask::Retrieval => {
+            config.objectives.select("itm,contrastive")?;
+            Task::Retrieval
+        }
+        FinetuneTask::Vqa { answers } => {
+            let items = store.items(&opts.dataset, None)?;
+            let has_splits = items.iter().any(|i| i.split.is_some());
+            let gold: Vec<_> = items
+                .iter()
+                .filter(|i| !has_splits || i.split.as_deref() == Some("train"))
+                .filter_map(|i| i.answers.as_ref().map(gold_answers))
+                .collect();
+            let answers = crate::eval::vqa::vocabulary(gold.iter().map(|g| g.as_slice()), answers);
+            if answers.is_empty() {
+                return Err(TrainError::Data {
+                    dataset: opts.dataset.clone(),
+                    reason: "has no training questions with answers (not a VQA data set?)".into(),
+                });
+            }
+            Task::Vqa { answers }
+        }
+    };
+    let opts = PretrainOptions {
+        dataset: opts.dataset.clone(),
+        config,
+        run: opts.run.clone(),
+        init,
+        device: opts.device,
+    };
+    start(store, &opts, RunKind::Finetune, parent_id, sink, cancel)
+}
+
+fn start(
+    store: &Store,
+    opts: &PretrainOptions,
+    kind: RunKind,
+    parent: Option<i64>,
+    sink: Arc<dyn EventSink>,
+    cancel: &Cancel,
+) -> Result<RunReport, TrainError> {
     opts.config.validate()?;
     let dataset_id = store.dataset_id(&opts.dataset)?;
     // Fail on data problems before a run row exists.
-    let (train, _) = corpus_items(store, &opts.dataset)?;
+    let (train, _) = corpus_items(store, &opts.dataset, &opts.config)?;
     let name = match &opts.run {
         Some(n) => n.clone(),
         None => {
             let taken: Vec<String> = store.runs()?.into_iter().map(|r| r.name).collect();
             (1..)
-                .map(|i| format!("{}-{i}", opts.dataset))
+                .map(|i| format!("{}-{}-{i}", opts.dataset, opts.config.task.name()))
                 .find(|n| !taken.contains(n))
                 .expect("a free name")
         }
@@ -84,7 +218,7 @@ pub fn pretrain(
         init: opts.init.clone(),
     };
     let json = serde_json::to_string(&stored).expect("run config serialises");
-    let row = store.create_run(&name, RunKind::Pretrain, Some(dataset_id), &json, None)?;
+    let row = store.create_run(&name, kind, Some(dataset_id), &json, parent)?;
     drop(train);
     drive(
         store,
@@ -107,18 +241,13 @@ pub fn resume(
     sink: Arc<dyn EventSink>,
     cancel: &Cancel,
 ) -> Result<RunReport, TrainError> {
-    let row = store.run(run)?;
+    let (row, stored) = stored_run(store, run)?;
     if row.status == RunStatus::Finished {
         return Err(TrainError::Run {
             run: run.into(),
             reason: "already finished".into(),
         });
     }
-    let stored: StoredRun =
-        serde_json::from_str(&row.config_json).map_err(|e| TrainError::Run {
-            run: run.into(),
-            reason: format!("stored config unreadable: {e}"),
-        })?;
     let point = store.resume_point(row.id)?;
     drive(
         store,
@@ -132,12 +261,16 @@ pub fn resume(
     )
 }
 
-/// The training and validation pairs of a dataset: its `train` split (everything when it has no
-/// splits) and its `val` split (else `test`).
-fn corpus_items(
+/// The training and validation pairs of a dataset for `task`: its `train` split (everything
+/// when it has no splits) and its `val` split (else `test`). VQA runs train on questions with
+/// their answers' soft targets; the other tasks on captions — a VQA data set without captions
+/// gives one pair per image, captioned with the open (not yes/no) answers of its questions.
+pub(crate) fn corpus_items(
     store: &Store,
     dataset: &str,
+    cfg: &RunConfig,
 ) -> Result<(Vec<CorpusItem>, Vec<CorpusItem>), TrainError> {
+    let task = &cfg.task;
     let items = store.items(dataset, None)?;
     if items.is_empty() {
         return Err(TrainError::Data {
@@ -145,32 +278,64 @@ fn corpus_items(
             reason: "has no items (no images to train on)".into(),
         });
     }
-    let pick = |split: &str| -> Vec<CorpusItem> {
-        items
-            .iter()
-            .filter(|i| i.split.as_deref() == Some(split))
-            .map(|i| CorpusItem {
-                image_hash: i.image_hash.clone(),
-                caption: i.caption.clone(),
-            })
-            .collect()
-    };
     let has_splits = items.iter().any(|i| i.split.is_some());
-    let train = if has_splits {
-        pick("train")
-    } else {
-        items
-            .iter()
-            .map(|i| CorpusItem {
-                image_hash: i.image_hash.clone(),
-                caption: i.caption.clone(),
-            })
-            .collect()
+    let in_split = |i: &crate::store::ItemRow, split: &str| {
+        if split == "train" && !has_splits {
+            true
+        } else {
+            i.split.as_deref() == Some(split)
+        }
     };
+    let pick = |split: &str| -> Vec<CorpusItem> {
+        let chosen = items.iter().filter(|i| in_split(i, split));
+        match task {
+            Task::Vqa { answers } => {
+                let index: std::collections::BTreeMap<&str, u32> = answers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (a.as_str(), i as u32))
+                    .collect();
+                chosen
+                    .filter_map(|i| {
+                        let q = i.question.as_ref()?;
+                        let t = targets(&gold_answers(i.answers.as_ref()?), &index);
+                        // Questions none of whose answers are in the vocabulary teach nothing.
+                        (!t.is_empty()).then(|| CorpusItem {
+                            image_hash: i.image_hash.clone(),
+                            caption: q.clone(),
+                            answers: t,
+                        })
+                    })
+                    .collect()
+            }
+            _ => captioned_pairs(chosen),
+        }
+    };
+    let mut train = pick("train");
+    let fraction = cfg.train.train_fraction;
+    if fraction < 1.0 {
+        // A fixed subset: each pair is in or out by a hash of seed, image and text.
+        let seed = cfg.train.seed.to_le_bytes();
+        train.retain(|i| {
+            let mut h = blake3::Hasher::new();
+            h.update(&seed);
+            h.update(i.image_hash.as_bytes());
+            h.update(i.caption.as_bytes());
+            let x = u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap());
+            (x as f64) < fraction * u64::MAX as f64
+        });
+    }
     if train.len() < 2 {
         return Err(TrainError::Data {
             dataset: dataset.into(),
-            reason: format!("has {} training pairs; at least 2 are needed", train.len()),
+            reason: format!(
+                "has {} training {}; at least 2 are needed",
+                train.len(),
+                match task {
+                    Task::Vqa { .. } => "questions with an answer in the vocabulary",
+                    _ => "pairs",
+                }
+            ),
         });
     }
     let mut val = pick("val");
@@ -178,6 +343,39 @@ fn corpus_items(
         val = pick("test");
     }
     Ok((train, val))
+}
+
+/// Image-caption pairs of `items`: captioned items as they are; questions about an image
+/// (captionless VQA items) folded into one pair per image whose caption lists the distinct open
+/// answers, in the order first given.
+fn captioned_pairs<'a>(items: impl Iterator<Item = &'a crate::store::ItemRow>) -> Vec<CorpusItem> {
+    let mut out = Vec::new();
+    let mut from_answers: Vec<(String, Vec<String>)> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = Default::default();
+    for i in items {
+        if !i.caption.trim().is_empty() || i.question.is_none() {
+            out.push(CorpusItem::pair(&i.image_hash, &i.caption));
+            continue;
+        }
+        let slot = *at.entry(i.image_hash.clone()).or_insert_with(|| {
+            from_answers.push((i.image_hash.clone(), Vec::new()));
+            from_answers.len() - 1
+        });
+        let words = &mut from_answers[slot].1;
+        for g in i.answers.as_ref().map(gold_answers).unwrap_or_default() {
+            let open = !matches!(g.answer.as_str(), "yes" | "no");
+            if open && !words.contains(&g.answer) {
+                words.push(g.answer);
+            }
+        }
+    }
+    out.extend(
+        from_answers
+            .into_iter()
+            .filter(|(_, w)| !w.is_empty())
+            .map(|(h, w)| CorpusItem::pair(&h, &w.join(" "))),
+    );
+    out
 }
 
 fn checkpoint_dir(store: &Store, run: &str, step: u64) -> (PathBuf, String) {
@@ -250,17 +448,24 @@ fn drive_inner(
             }
         }
         None => {
-            if let InitFrom::Minilm(path) = &stored.init {
-                crate::model::minilm::load_bert_into(&trainer.vars, path)?;
-                if let Some(t) = trainer.teacher.as_mut() {
-                    *t = crate::model::snapshot(&trainer.vars);
+            match &stored.init {
+                InitFrom::Random => {}
+                InitFrom::Minilm(path) => {
+                    crate::model::minilm::load_bert_into(&trainer.vars, path)?;
                 }
+                InitFrom::Run { path, checksum, .. } => {
+                    let parent = checkpoint::read(&store.root().join(path), checksum, &device)?;
+                    trainer.load_weights(&parent.params, path)?;
+                }
+            }
+            if let Some(t) = trainer.teacher.as_mut() {
+                *t = crate::model::snapshot(&trainer.vars);
             }
             store.truncate_run_after(run_id, 0)?;
         }
     }
     store.set_run_status(run_id, RunStatus::Running, None)?;
-    let (train, val) = corpus_items(store, &stored.dataset)?;
+    let (train, val) = corpus_items(store, &stored.dataset, &cfg)?;
     let blobs = store.blobs().clone();
     let corpus = |items: Vec<CorpusItem>| {
         let blobs = blobs.clone();
@@ -275,7 +480,8 @@ fn drive_inner(
         cfg: cfg.clone(),
         tokenizer: tokenizer.clone(),
         cache: cache.clone(),
-        augment: true,
+        // Crops could cut away what a VQA question asks about.
+        augment: !matches!(cfg.task, Task::Vqa { .. }),
         seed: cfg.train.seed,
     });
     let val_builder = BatchBuilder {

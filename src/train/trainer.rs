@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use crate::model::config::{RunConfig, Teacher};
+use crate::model::config::{RunConfig, Task, Teacher};
 use crate::model::{snapshot, Model};
 use crate::text::Specials;
 
 use super::batch::{step_rng, Batch, Group, Sample, PURPOSE_MASK, PURPOSE_NEGATIVES};
 use super::checkpoint::{Checkpoint, CheckpointState, FORMAT};
 use super::masking::{build_indices, hidden_count, random_masks, word_positions, MaskSpec};
-use super::objectives::{alt, attmask, contrastive, itm, mim, mlm};
+use super::objectives::{alt, attmask, contrastive, itm, mim, mlm, vqa};
 use super::optim::{clip_global_norm, lr_at, AdamW};
 use super::TrainError;
 
@@ -63,7 +63,7 @@ pub struct Trainer {
 }
 
 /// Padded `[B, L]` ids and `[B, L]` mask of token lists.
-fn pad_ids(
+pub(crate) fn pad_ids(
     lists: &[&[u32]],
     pad: u32,
     device: &Device,
@@ -106,9 +106,10 @@ fn u32s(v: &[u32], device: &Device) -> Result<Tensor, TrainError> {
 impl Trainer {
     pub fn new(cfg: RunConfig, device: Device, specials: Specials) -> Result<Self, TrainError> {
         cfg.validate()?;
-        let (model, vars) = Model::fresh(
+        let (model, vars) = Model::fresh_with_head(
             &cfg.model,
             cfg.objectives.contrastive.init_temperature,
+            cfg.task.vqa_answers(),
             cfg.train.seed,
             &device,
         )?;
@@ -156,6 +157,40 @@ impl Trainer {
             .teacher
             .or(self.teacher.take().map(|_| snapshot(&self.vars)));
         self.step = ckpt.state.step;
+        Ok(())
+    }
+
+    /// Starts from another run's weights: every variable the parent has, by name and shape;
+    /// the VQA head may be missing there (it starts fresh), anything else missing is an error.
+    pub fn load_weights(
+        &mut self,
+        params: &BTreeMap<String, Tensor>,
+        from: &str,
+    ) -> Result<(), TrainError> {
+        for (name, var) in &self.vars {
+            let Some(t) = params.get(name) else {
+                if name.starts_with(crate::model::VqaHead::PREFIX) {
+                    continue;
+                }
+                return Err(TrainError::Checkpoint {
+                    path: from.into(),
+                    reason: format!(
+                        "tensor {name} is missing (a checkpoint of another architecture?)"
+                    ),
+                });
+            };
+            if t.dims() != var.dims() {
+                return Err(TrainError::Checkpoint {
+                    path: from.into(),
+                    reason: format!(
+                        "tensor {name} has shape {:?}, the model needs {:?} (another architecture)",
+                        t.dims(),
+                        var.dims()
+                    ),
+                });
+            }
+            var.set(&t.to_device(&self.device)?)?;
+        }
         Ok(())
     }
 
@@ -246,7 +281,16 @@ impl Trainer {
             Ok(())
         };
 
-        if o.mlm.enabled || o.mim.enabled || o.alt.enabled {
+        if let Task::Vqa { answers } = &self.cfg.task {
+            // Fine-tuning for VQA: the classifier's loss alone, on whole pairs.
+            let x = Tensor::cat(&[&e_text, &e_img], 1)?;
+            let m = Tensor::cat(&[&text_mask, &Tensor::ones((b, n), DType::F32, dev)?], 1)?;
+            let targets: Vec<&[(u32, f32)]> =
+                samples.iter().map(|s| s.answers.as_slice()).collect();
+            let (loss, score) = vqa::loss(model, &x, &m, &targets, answers.len(), dev)?;
+            add("vqa", loss, 1.0, true, &mut total)?;
+            figures.push(("vqa_score", score));
+        } else if o.mlm.enabled || o.mim.enabled || o.alt.enabled {
             let spec = self.mask_spec(batch, seed, step)?;
             let ix = build_indices(&spec, samples, lt, n);
             let d = self.cfg.model.hidden;
@@ -297,7 +341,8 @@ impl Trainer {
             }
         }
 
-        if o.contrastive.enabled || o.itm.enabled {
+        let pretraining = !matches!(self.cfg.task, Task::Vqa { .. });
+        if pretraining && (o.contrastive.enabled || o.itm.enabled) {
             let (ht, _) = model.encode(&e_text, &text_mask, false)?;
             let cls_emb = e_text.narrow(1, 0, 1)?;
             let img_in = Tensor::cat(&[&cls_emb, &e_img], 1)?;
@@ -416,7 +461,7 @@ impl Trainer {
             }
         }
 
-        if o.grouped_itm.enabled && !batch.groups.is_empty() {
+        if pretraining && o.grouped_itm.enabled && !batch.groups.is_empty() {
             let (loss, acc) = self.grouped_loss(model, &batch.groups)?;
             add("grouped_itm", loss, o.grouped_itm.weight, true, &mut total)?;
             figures.push(("grouped_itm_acc", acc));
@@ -648,10 +693,12 @@ impl Trainer {
                 }
                 *sums.entry(name).or_default() += v / batches.len() as f64;
             }
-            let (t, i) = self.embed_pairs(&batch.samples)?;
-            t_embs.push(t);
-            i_embs.push(i);
-            keys.extend(batch.samples.iter().map(|s| s.image_key.clone()));
+            if !matches!(self.cfg.task, Task::Vqa { .. }) {
+                let (t, i) = self.embed_pairs(&batch.samples)?;
+                t_embs.push(t);
+                i_embs.push(i);
+                keys.extend(batch.samples.iter().map(|s| s.image_key.clone()));
+            }
         }
         let mut out: Vec<(String, f64)> = order
             .into_iter()

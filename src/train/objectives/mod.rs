@@ -8,6 +8,7 @@ pub mod grouped_itm;
 pub mod itm;
 pub mod mim;
 pub mod mlm;
+pub mod vqa;
 
 use candle_core::{Result, Tensor};
 
