@@ -309,11 +309,7 @@ impl Index {
                 .collect::<Result<Vec<_>, _>>()?;
             let refs: Vec<&Patches> = pix.iter().collect();
             let texts = vec![query; hits.len()];
-            let m = loaded.match_scores(&texts, &refs)?;
-            for (h, s) in hits.iter_mut().zip(m) {
-                h.match_score = Some(s);
-            }
-            hits.sort_by(|a, b| b.match_score.unwrap().total_cmp(&a.match_score.unwrap()));
+            by_match(&mut hits, loaded.match_scores(&texts, &refs)?);
         }
         Ok(hits)
     }
@@ -344,14 +340,23 @@ impl Index {
             .collect();
         if rerank && !hits.is_empty() {
             let texts: Vec<&str> = hits.iter().map(|h| h.captions[0].as_str()).collect();
-            let m = loaded.match_scores(&texts, &vec![image; hits.len()])?;
-            for (h, s) in hits.iter_mut().zip(m) {
-                h.match_score = Some(s);
-            }
-            hits.sort_by(|a, b| b.match_score.unwrap().total_cmp(&a.match_score.unwrap()));
+            let scores = loaded.match_scores(&texts, &vec![image; hits.len()])?;
+            by_match(&mut hits, scores);
         }
         Ok(hits)
     }
+}
+
+/// Re-orders hits by their ITM match probabilities (kept on each hit), best first.
+fn by_match(hits: &mut [Hit], scores: Vec<f32>) {
+    for (h, s) in hits.iter_mut().zip(scores) {
+        h.match_score = Some(s);
+    }
+    hits.sort_by(|a, b| {
+        b.match_score
+            .unwrap_or(0.0)
+            .total_cmp(&a.match_score.unwrap_or(0.0))
+    });
 }
 
 /// The model input of a stored image blob.

@@ -130,26 +130,7 @@ impl Trainer {
 
     /// Restores weights, optimizer and teacher from a checkpoint taken with the same config.
     pub fn restore(&mut self, ckpt: Checkpoint) -> Result<(), TrainError> {
-        for (name, var) in &self.vars {
-            let t = ckpt
-                .params
-                .get(name)
-                .ok_or_else(|| TrainError::Checkpoint {
-                    path: name.clone(),
-                    reason: "tensor missing from the checkpoint".into(),
-                })?;
-            if t.dims() != var.dims() {
-                return Err(TrainError::Checkpoint {
-                    path: name.clone(),
-                    reason: format!(
-                        "shape {:?} in the checkpoint, {:?} in the model",
-                        t.dims(),
-                        var.dims()
-                    ),
-                });
-            }
-            var.set(&t.to_device(&self.device)?)?;
-        }
+        self.set_weights(&ckpt.params, "the checkpoint", |_| false)?;
         self.opt.m = ckpt.adam_m;
         self.opt.v = ckpt.adam_v;
         self.opt.t = ckpt.state.adam_t;
@@ -167,9 +148,22 @@ impl Trainer {
         params: &BTreeMap<String, Tensor>,
         from: &str,
     ) -> Result<(), TrainError> {
+        self.set_weights(params, from, |name| {
+            name.starts_with(crate::model::VqaHead::PREFIX)
+        })
+    }
+
+    /// Sets every variable from `params` (by name, shapes checked); a variable `params` lacks
+    /// is an error unless `may_lack` says it keeps its own value.
+    fn set_weights(
+        &self,
+        params: &BTreeMap<String, Tensor>,
+        from: &str,
+        may_lack: impl Fn(&str) -> bool,
+    ) -> Result<(), TrainError> {
         for (name, var) in &self.vars {
             let Some(t) = params.get(name) else {
-                if name.starts_with(crate::model::VqaHead::PREFIX) {
+                if may_lack(name) {
                     continue;
                 }
                 return Err(TrainError::Checkpoint {
