@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
-packages=(ffmpeg cmake clang libclang-dev pkg-config python3 python3-pip)
+packages=(ffmpeg cmake nasm clang libclang-dev pkg-config python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -10,6 +10,7 @@
 
 mod frames;
 pub mod heatmap;
+mod jpeg;
 mod pixels;
 mod probe;
 mod still;
@@ -23,7 +24,8 @@ pub use frames::{
     analyze_frames, extract_jpegs, laplacian_variance, phash_distance, phash_image, FrameSample,
     FrameSampling, JpegFrame,
 };
-pub use pixels::{encode_jpeg, fit_within, resize_rgb};
+pub use jpeg::encode_jpeg;
+pub use pixels::{fit_within, resize_rgb};
 pub use probe::{probe, AudioStream, Probe, VideoStream};
 pub use still::{
     decode_still, square_rgb, svg_metadata, Still, StillError, SvgMetadata, MAX_ALLOC, MAX_SIDE,

@@ -1,21 +1,8 @@
-//! Resizing and JPEG encoding of RGB pixels (SIMD libraries: next to decoding, thumbnails and
-//! keyframes should cost little).
+//! Resizing RGB pixels (a SIMD library: next to decoding, thumbnails and model inputs should
+//! cost little).
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-
-/// Encodes packed RGB8 pixels as a baseline JPEG.
-pub fn encode_jpeg(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, String> {
-    let (w, h) = (
-        u16::try_from(width).map_err(|_| format!("{width} px is too wide for JPEG"))?,
-        u16::try_from(height).map_err(|_| format!("{height} px is too tall for JPEG"))?,
-    );
-    let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, quality)
-        .encode(rgb, w, h, jpeg_encoder::ColorType::Rgb)
-        .map_err(|e| e.to_string())?;
-    Ok(out)
-}
 
 /// The size that fits `width`×`height` within `side`×`side`, keeping the aspect ratio (never
 /// enlarging).
@@ -60,7 +47,7 @@ mod tests {
         assert_eq!((tw, th), (256, 144));
         let small = resize_rgb(rgb, w, h, tw, th).unwrap();
         assert_eq!(small.len(), (tw * th * 3) as usize);
-        let jpeg = encode_jpeg(&small, tw, th, 85).unwrap();
+        let jpeg = crate::media::encode_jpeg(&small, tw, th, 85).unwrap();
         let back = image::load_from_memory(&jpeg).unwrap().to_rgb8();
         assert_eq!(back.dimensions(), (256, 144));
         let p = back.get_pixel(100, 70);

@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
+use super::jpeg::{self, DecodeError};
+use super::{encode_jpeg, fit_within};
+
 /// Largest width or height we accept (a decompression bomb declares far more).
 pub const MAX_SIDE: u32 = 16_384;
 /// Most memory one decode may allocate.
@@ -69,6 +72,15 @@ pub fn decode_still(bytes: &[u8]) -> Result<Still, StillError> {
     if looks_like_svg(bytes) {
         return decode_svg(bytes);
     }
+    if jpeg::is_jpeg(bytes) {
+        match decode_jpeg_still(bytes) {
+            Ok(still) => return Ok(still),
+            Err(DecodeError::Refused(e)) => return Err(e),
+            Err(DecodeError::Corrupt(reason)) => return Err(StillError::Corrupt(reason)),
+            // CMYK: the `image` crate converts it.
+            Err(DecodeError::NotRgb) => {}
+        }
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| StillError::Corrupt(e.to_string()))?;
@@ -111,6 +123,45 @@ pub fn decode_still(bytes: &[u8]) -> Result<Still, StillError> {
     })
 }
 
+/// A JPEG decoded in the DCT at the smallest scale that still covers the thumbnail.
+fn decode_jpeg_still(bytes: &[u8]) -> Result<Still, DecodeError<StillError>> {
+    let d = jpeg::decode_at_least(bytes, |w, h| {
+        check_size(w, h)?;
+        Ok(fit_within(w, h, THUMB_SIDE))
+    })?;
+    let (width, height) = (d.full_width, d.full_height);
+    // A JPEG that already fits is its own thumbnail: re-encoding would only lose quality.
+    let (thumb_jpeg, thumb_width, thumb_height) = if width.max(height) <= THUMB_SIDE {
+        (bytes.to_vec(), width, height)
+    } else {
+        let (tw, th) = fit_within(width, height, THUMB_SIDE);
+        let thumb = |e: String| DecodeError::Refused(StillError::Thumbnail(e));
+        let small = super::resize_rgb(d.rgb, d.width, d.height, tw, th).map_err(thumb)?;
+        (
+            encode_jpeg(&small, tw, th, THUMB_QUALITY).map_err(thumb)?,
+            tw,
+            th,
+        )
+    };
+    Ok(Still {
+        format: "jpeg",
+        mime: "image/jpeg",
+        width,
+        height,
+        thumb_jpeg,
+        thumb_width,
+        thumb_height,
+    })
+}
+
+/// The limits of [`limits`] for a decoder that only tells us the header's size.
+fn check_size(width: u32, height: u32) -> Result<(), StillError> {
+    if width.max(height) > MAX_SIDE || width as u64 * height as u64 * 4 > MAX_ALLOC {
+        return Err(StillError::TooLarge { width, height });
+    }
+    Ok(())
+}
+
 fn limits() -> Limits {
     let mut l = Limits::default();
     l.max_image_width = Some(MAX_SIDE);
@@ -131,9 +182,9 @@ fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 /// The JPEG thumbnail (longest side [`THUMB_SIDE`]) of an RGB image.
 fn encode_thumb(rgb: image::RgbImage) -> Result<(Vec<u8>, u32, u32), StillError> {
     let (w, h) = rgb.dimensions();
-    let (tw, th) = super::fit_within(w, h, THUMB_SIDE);
+    let (tw, th) = fit_within(w, h, THUMB_SIDE);
     let small = super::resize_rgb(rgb.into_raw(), w, h, tw, th).map_err(StillError::Thumbnail)?;
-    let jpeg = super::encode_jpeg(&small, tw, th, THUMB_QUALITY).map_err(StillError::Thumbnail)?;
+    let jpeg = encode_jpeg(&small, tw, th, THUMB_QUALITY).map_err(StillError::Thumbnail)?;
     Ok((jpeg, tw, th))
 }
 
@@ -214,7 +265,26 @@ fn render_svg(bytes: &[u8], side: u32) -> Result<(image::RgbImage, u32, u32), St
 /// An image as a `side`×`side` RGB square for a model: the centred square of the picture
 /// (SVGs rendered at that size first), resized. Row-major, 3 bytes a pixel.
 pub fn square_rgb(bytes: &[u8], side: u32) -> Result<Vec<u8>, StillError> {
-    let rgb = if looks_like_svg(bytes) {
+    let decoded = if jpeg::is_jpeg(bytes) {
+        // The centred square must come out at least `side` on a side.
+        let d = jpeg::decode_at_least(bytes, |w, h| {
+            check_size(w, h)?;
+            let c = w.min(h).max(1) as f64;
+            let up = |x: u32| ((x as f64 * side as f64 / c).ceil() as u32).min(x);
+            Ok((up(w), up(h)))
+        });
+        match d {
+            Ok(d) => image::RgbImage::from_raw(d.width, d.height, d.rgb),
+            Err(DecodeError::Refused(e)) => return Err(e),
+            Err(DecodeError::Corrupt(reason)) => return Err(StillError::Corrupt(reason)),
+            Err(DecodeError::NotRgb) => None,
+        }
+    } else {
+        None
+    };
+    let rgb = if let Some(rgb) = decoded {
+        rgb
+    } else if looks_like_svg(bytes) {
         render_svg(bytes, side)?.0
     } else {
         let mut reader = ImageReader::new(Cursor::new(bytes))
@@ -431,6 +501,86 @@ mod tests {
             }
             other => panic!("expected TooLarge, got {other:?}"),
         }
+    }
+
+    fn halves_jpeg(w: u32, h: u32) -> Vec<u8> {
+        // Left half red, right half blue.
+        let rgb: Vec<u8> = (0..h)
+            .flat_map(|_| {
+                (0..w).flat_map(move |x| {
+                    if x < w / 2 {
+                        [220, 30, 30]
+                    } else {
+                        [30, 30, 220]
+                    }
+                })
+            })
+            .collect();
+        encode_jpeg(&rgb, w, h, 90).unwrap()
+    }
+
+    #[test]
+    fn jpegs_are_measured_thumbnailed_and_checked() {
+        let jpeg = halves_jpeg(640, 360);
+        let s = decode_still(&jpeg).unwrap();
+        assert_eq!((s.format, s.width, s.height), ("jpeg", 640, 360));
+        assert_eq!((s.thumb_width, s.thumb_height), (256, 144));
+        let thumb = image::load_from_memory(&s.thumb_jpeg).unwrap().to_rgb8();
+        assert_eq!(thumb.dimensions(), (256, 144));
+        let (l, r) = (thumb.get_pixel(30, 70), thumb.get_pixel(226, 70));
+        assert!(
+            l[0] > 180 && l[2] < 80 && r[2] > 180 && r[0] < 80,
+            "{l:?} {r:?}"
+        );
+        assert!(matches!(
+            decode_still(&jpeg[..jpeg.len() * 2 / 3]),
+            Err(StillError::Corrupt(_))
+        ));
+        // The frame header (SOF0: FF C0, length, precision, height, width) rewritten to claim
+        // 60000×60000: refused from the header alone.
+        let mut bomb = jpeg.clone();
+        let sof = bomb.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+        bomb[sof + 5..sof + 9].copy_from_slice(&[0xea, 0x60, 0xea, 0x60]);
+        match decode_still(&bomb) {
+            Err(StillError::TooLarge { width, height }) => {
+                assert_eq!((width, height), (60_000, 60_000))
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cmyk_jpeg_is_read_by_the_other_decoder() {
+        let cmyk = [0u8, 200, 200, 20].repeat(300 * 100);
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(90).unwrap();
+        let image = turbojpeg::Image {
+            pixels: &cmyk[..],
+            width: 300,
+            pitch: 1200,
+            height: 100,
+            format: turbojpeg::PixelFormat::CMYK,
+        };
+        let jpeg = c.compress_to_vec(image).unwrap();
+        let s = decode_still(&jpeg).unwrap();
+        assert_eq!((s.width, s.height, s.thumb_width), (300, 100, 256));
+        assert_eq!(square_rgb(&jpeg, 32).unwrap().len(), 32 * 32 * 3);
+    }
+
+    #[test]
+    fn square_of_a_jpeg_is_its_centre_at_the_asked_side() {
+        let sq = square_rgb(&halves_jpeg(640, 360), 64).unwrap();
+        assert_eq!(sq.len(), 64 * 64 * 3);
+        let px = |x: usize, y: usize| &sq[(y * 64 + x) * 3..(y * 64 + x) * 3 + 3];
+        assert!(px(8, 32)[0] > 180 && px(8, 32)[2] < 80, "{:?}", px(8, 32));
+        assert!(
+            px(56, 32)[2] > 180 && px(56, 32)[0] < 80,
+            "{:?}",
+            px(56, 32)
+        );
+        // The same picture as a PNG (decoded at full size) gives nearly the same square.
+        let png_sq = square_rgb(&png(64, 64), 64).unwrap();
+        assert_eq!(png_sq.len(), sq.len());
     }
 
     #[test]
