@@ -144,10 +144,13 @@ fn main() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
     // The stores are left in place and removed by the next run, which then waits a minute:
-    // ext4 without a journal skips every inode freed in the last minute on each create, so an
-    // import right after deleting tens of thousands of files is several times slower, which no
-    // user importing into a data directory sees.
-    let stores = out.join("stores");
+    // ext4 without a journal skips every inode freed in the last minute (six while the inode
+    // table is unwritten) on each create, so an import right after deleting tens of thousands of
+    // files is several times slower, which no user importing into a data directory sees.
+    // TESSERA_BENCH_STORES puts them elsewhere (another disk, or tmpfs to leave the disk out).
+    let stores = std::env::var_os("TESSERA_BENCH_STORES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| out.join("stores"));
     if stores.exists() {
         std::fs::remove_dir_all(&stores).unwrap();
         eprintln!("removed the last run's stores; waiting 60 s for the filesystem to settle");
