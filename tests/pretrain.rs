@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use tessera::model::params::Builder;
 use tessera::model::{Model, RunConfig};
 use tessera::text::Tokenizer;
-use tessera::train::batch::{Batch, BatchBuilder, Corpus, CorpusItem, ImageCache};
+use tessera::train::batch::{dihedral, Batch, BatchBuilder, Corpus, CorpusItem, ImageCache};
 use tessera::train::{checkpoint, Trainer};
 
 const COLOURS: [(&str, [u8; 3]); 4] = [
@@ -78,7 +78,7 @@ fn builder(cfg: &RunConfig) -> BatchBuilder {
         cfg: cfg.clone(),
         tokenizer: Arc::new(Tokenizer::built_in()),
         cache: Arc::new(ImageCache::new(1 << 26)),
-        augment: true,
+        training: true,
         seed: cfg.train.seed,
     }
 }
@@ -92,6 +92,57 @@ fn metric(m: &[(String, f64)], name: &str) -> f64 {
         .find(|x| x.0 == name)
         .unwrap_or_else(|| panic!("no {name} in {m:?}"))
         .1
+}
+
+#[test]
+fn dihedral_shows_each_training_image_turned_and_validation_images_as_they_are() {
+    let mut cfg = tiny("mlm");
+    // VQA: no crops, so every training image is exactly one symmetry of the picture.
+    cfg.task = tessera::model::config::Task::Vqa {
+        answers: vec!["red".into()],
+    };
+    cfg.train.dihedral = true;
+    let train = builder(&cfg);
+    let val = BatchBuilder {
+        training: false,
+        ..builder(&cfg)
+    };
+    let pictures = corpus();
+    let plain = |i: usize| {
+        let bytes = (pictures.read_image)(&pictures.items[i].image_hash).unwrap();
+        tessera::media::square_rgb(&bytes, 64).unwrap()
+    };
+    let mut turned = 0;
+    for m in 0..4 {
+        let idx = train.indices(m);
+        let batch = train.build_from(m, &idx).unwrap();
+        for (sample, &i) in batch.samples.iter().zip(&idx) {
+            let t = (0..8)
+                .find(|&t| train.patchify(&dihedral(&plain(i), 64, t)).0 == sample.patches)
+                .expect("a training image that is no symmetry of its picture");
+            turned += usize::from(t != 0);
+        }
+        for (sample, &i) in val.build_from(m, &idx).unwrap().samples.iter().zip(&idx) {
+            assert!(
+                val.patchify(&plain(i)).0 == sample.patches,
+                "validation image changed"
+            );
+        }
+    }
+    // 32 draws of 8 symmetries: about 28 are not the identity.
+    assert!(
+        turned >= 16,
+        "only {turned} of 32 training images were turned"
+    );
+    cfg.train.dihedral = false;
+    let b = builder(&cfg);
+    let idx = b.indices(0);
+    for (sample, &i) in b.build_from(0, &idx).unwrap().samples.iter().zip(&idx) {
+        assert!(
+            b.patchify(&plain(i)).0 == sample.patches,
+            "turned without --dihedral"
+        );
+    }
 }
 
 #[test]

@@ -83,6 +83,10 @@ pub(super) struct TrainArgs {
     /// Train on this share of the training split (a fixed subset chosen by the seed).
     #[arg(long, value_name = "SHARE")]
     train_fraction: Option<f64>,
+    /// Flip and turn training images at random (only where no caption or question says left,
+    /// right, up or down: easy-VQA's do not).
+    #[arg(long)]
+    dihedral: bool,
     /// Run name (default: DATASET-TASK-N).
     #[arg(long)]
     run: Option<String>,
@@ -164,6 +168,9 @@ impl TrainArgs {
         }
         if let Some(f) = a.train_fraction {
             config.train.train_fraction = f;
+        }
+        if a.dihedral {
+            config.train.dihedral = true;
         }
         config.validate()?;
         Ok(())

@@ -138,6 +138,9 @@ pub struct TrainConfig {
     /// Share of the training split used (a fixed subset chosen by `seed`): label-efficiency
     /// experiments.
     pub train_fraction: f64,
+    /// Random flips and quarter turns of training images (the 8 symmetries of the square), for
+    /// data where nothing said or asked depends on left, right, up or down.
+    pub dihedral: bool,
 }
 
 impl Default for TrainConfig {
@@ -161,6 +164,7 @@ impl Default for TrainConfig {
             seed: 0,
             loader_threads: 2,
             train_fraction: 1.0,
+            dihedral: false,
         }
     }
 }

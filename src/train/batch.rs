@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::config::RunConfig;
+use crate::model::config::{RunConfig, Task};
 use crate::model::{PIXEL_MEAN, PIXEL_STD};
 use crate::text::Tokenizer;
 
@@ -155,14 +155,35 @@ pub fn patchify(rgb: &[u8], s: usize, p: usize) -> (Vec<f32>, Vec<f32>) {
     (input, target)
 }
 
+/// Symmetry `t` (0..8) of a `side`×`side` RGB square: bit 0 transposes, bit 1 mirrors left to
+/// right, bit 2 top to bottom; 0 is the identity.
+pub fn dihedral(rgb: &[u8], side: usize, t: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rgb.len());
+    for y in 0..side {
+        for x in 0..side {
+            let (mut sx, mut sy) = if t & 1 == 1 { (y, x) } else { (x, y) };
+            if t & 2 == 2 {
+                sx = side - 1 - sx;
+            }
+            if t & 4 == 4 {
+                sy = side - 1 - sy;
+            }
+            let i = (sy * side + sx) * 3;
+            out.extend_from_slice(&rgb[i..i + 3]);
+        }
+    }
+    out
+}
+
 /// Builds batches for a corpus under a run configuration.
 pub struct BatchBuilder {
     pub corpus: Arc<Corpus>,
     pub cfg: RunConfig,
     pub tokenizer: Arc<Tokenizer>,
     pub cache: Arc<ImageCache>,
-    /// Random crops (training) or the centre (validation).
-    pub augment: bool,
+    /// Training batches are augmented (random crops, except for VQA, and the square's symmetries
+    /// when the config asks); validation ones show the centre.
+    pub training: bool,
     pub seed: u64,
 }
 
@@ -203,7 +224,9 @@ impl BatchBuilder {
     /// The image's square (with a margin for crops), then a crop of the model's size.
     fn pixels(&self, hash: &str, rng: &mut ChaCha8Rng) -> Result<Vec<u8>, TrainError> {
         let s = self.cfg.model.image_size;
-        let margin = if self.augment { s / 8 } else { 0 };
+        // A crop could cut away what a VQA question asks about.
+        let crops = self.training && !matches!(self.cfg.task, Task::Vqa { .. });
+        let margin = if crops { s / 8 } else { 0 };
         let base = self
             .cache
             .get_or_load(&self.corpus, hash, (s + margin) as u32)?;
@@ -220,6 +243,19 @@ impl BatchBuilder {
         Ok(out)
     }
 
+    /// The crop (when cropping), then one of the square's 8 symmetries (when asked for).
+    fn augmented_pixels(&self, hash: &str, rng: &mut ChaCha8Rng) -> Result<Vec<u8>, TrainError> {
+        let rgb = self.pixels(hash, rng)?;
+        if !(self.training && self.cfg.train.dihedral) {
+            return Ok(rgb);
+        }
+        Ok(dihedral(
+            &rgb,
+            self.cfg.model.image_size,
+            rng.random_range(0..8),
+        ))
+    }
+
     /// `[N, P·P·3]` input and target pixels of an image of the model's size.
     pub fn patchify(&self, rgb: &[u8]) -> (Vec<f32>, Vec<f32>) {
         patchify(rgb, self.cfg.model.image_size, self.cfg.model.patch_size)
@@ -230,7 +266,7 @@ impl BatchBuilder {
         let tok = self
             .tokenizer
             .encode(&item.caption, self.cfg.model.max_text_len)?;
-        let rgb = self.pixels(&item.image_hash, rng)?;
+        let rgb = self.augmented_pixels(&item.image_hash, rng)?;
         let (patches, targets) = self.patchify(&rgb);
         Ok((
             Sample {
@@ -373,5 +409,33 @@ impl Drop for Loader {
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_eight_symmetries_are_distinct_rearrangements() {
+        // 3×3 pixels, each with its own value.
+        let img: Vec<u8> = (0..9u8).flat_map(|v| [v, v, v]).collect();
+        let at = |im: &[u8], x: usize, y: usize| im[(y * 3 + x) * 3];
+        let all: Vec<Vec<u8>> = (0..8).map(|t| dihedral(&img, 3, t)).collect();
+        assert_eq!(all[0], img);
+        for (t, im) in all.iter().enumerate() {
+            let mut v: Vec<u8> = im.iter().step_by(3).copied().collect();
+            v.sort();
+            assert_eq!(v, (0..9).collect::<Vec<u8>>(), "symmetry {t} loses pixels");
+            assert_eq!(at(im, 1, 1), 4, "the centre stays");
+        }
+        for a in 0..8 {
+            for b in a + 1..8 {
+                assert_ne!(all[a], all[b], "symmetries {a} and {b} coincide");
+            }
+        }
+        assert_eq!((at(&all[1], 1, 0), at(&all[1], 0, 1)), (3, 1), "transposed");
+        assert_eq!(at(&all[2], 0, 0), 2, "mirrored left to right");
+        assert_eq!(at(&all[4], 0, 0), 6, "mirrored top to bottom");
     }
 }

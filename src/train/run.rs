@@ -480,8 +480,7 @@ fn drive_inner(
         cfg: cfg.clone(),
         tokenizer: tokenizer.clone(),
         cache: cache.clone(),
-        // Crops could cut away what a VQA question asks about.
-        augment: !matches!(cfg.task, Task::Vqa { .. }),
+        training: true,
         seed: cfg.train.seed,
     });
     let val_builder = BatchBuilder {
@@ -489,7 +488,7 @@ fn drive_inner(
         cfg: cfg.clone(),
         tokenizer,
         cache,
-        augment: false,
+        training: false,
         seed: cfg.train.seed,
     };
     let t = &cfg.train;
