@@ -1,6 +1,7 @@
 //! Still images from datasets (JPEG, PNG, WebP, SVG): decoded once, checked, measured and
-//! thumbnailed. Decoding runs under `image::Limits`, so a header claiming a huge size is
-//! refused before any pixel buffer is allocated.
+//! thumbnailed. JPEGs go through libjpeg-turbo (`super::jpeg`), the rest through the `image`
+//! crate under `image::Limits`; either way a header claiming a huge size is refused before any
+//! pixel buffer is allocated.
 
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -67,18 +68,16 @@ fn looks_like_svg(bytes: &[u8]) -> bool {
             && head.contains("<svg"))
 }
 
-/// Decodes `bytes` fully (so truncation is caught) and makes the thumbnail.
+/// Decodes `bytes` (a JPEG's every coefficient, at the smallest DCT scale the thumbnail allows;
+/// so truncation is caught) and makes the thumbnail.
 pub fn decode_still(bytes: &[u8]) -> Result<Still, StillError> {
     if looks_like_svg(bytes) {
         return decode_svg(bytes);
     }
     if jpeg::is_jpeg(bytes) {
-        match decode_jpeg_still(bytes) {
-            Ok(still) => return Ok(still),
-            Err(DecodeError::Refused(e)) => return Err(e),
-            Err(DecodeError::Corrupt(reason)) => return Err(StillError::Corrupt(reason)),
-            // CMYK: the `image` crate converts it.
-            Err(DecodeError::NotRgb) => {}
+        // None for CMYK, which the `image` crate converts below.
+        if let Some(still) = decode_jpeg_still(bytes)? {
+            return Ok(still);
         }
     }
     let reader = ImageReader::new(Cursor::new(bytes))
@@ -123,27 +122,31 @@ pub fn decode_still(bytes: &[u8]) -> Result<Still, StillError> {
     })
 }
 
-/// A JPEG decoded in the DCT at the smallest scale that still covers the thumbnail.
-fn decode_jpeg_still(bytes: &[u8]) -> Result<Still, DecodeError<StillError>> {
+/// A JPEG decoded in the DCT at the smallest scale that still covers the thumbnail; `None` when
+/// libjpeg-turbo cannot give RGB (CMYK).
+fn decode_jpeg_still(bytes: &[u8]) -> Result<Option<Still>, StillError> {
     let d = jpeg::decode_at_least(bytes, |w, h| {
         check_size(w, h)?;
         Ok(fit_within(w, h, THUMB_SIDE))
-    })?;
+    });
+    let d = match d {
+        Ok(d) => d,
+        Err(DecodeError::NotRgb) => return Ok(None),
+        Err(DecodeError::Refused(e)) => return Err(e),
+        Err(DecodeError::Corrupt(reason)) => return Err(StillError::Corrupt(reason)),
+    };
     let (width, height) = (d.full_width, d.full_height);
     // A JPEG that already fits is its own thumbnail: re-encoding would only lose quality.
     let (thumb_jpeg, thumb_width, thumb_height) = if width.max(height) <= THUMB_SIDE {
         (bytes.to_vec(), width, height)
     } else {
         let (tw, th) = fit_within(width, height, THUMB_SIDE);
-        let thumb = |e: String| DecodeError::Refused(StillError::Thumbnail(e));
-        let small = super::resize_rgb(d.rgb, d.width, d.height, tw, th).map_err(thumb)?;
-        (
-            encode_jpeg(&small, tw, th, THUMB_QUALITY).map_err(thumb)?,
-            tw,
-            th,
-        )
+        let small =
+            super::resize_rgb(d.rgb, d.width, d.height, tw, th).map_err(StillError::Thumbnail)?;
+        let jpeg = encode_jpeg(&small, tw, th, THUMB_QUALITY).map_err(StillError::Thumbnail)?;
+        (jpeg, tw, th)
     };
-    Ok(Still {
+    Ok(Some(Still {
         format: "jpeg",
         mime: "image/jpeg",
         width,
@@ -151,7 +154,7 @@ fn decode_jpeg_still(bytes: &[u8]) -> Result<Still, DecodeError<StillError>> {
         thumb_jpeg,
         thumb_width,
         thumb_height,
-    })
+    }))
 }
 
 /// The limits of [`limits`] for a decoder that only tells us the header's size.
