@@ -461,6 +461,17 @@ fn truncated_image_is_named() {
 }
 
 #[test]
+fn truncated_jpeg_is_named() {
+    // The `image` crate's JPEG decoder fills a cut-off file with grey and calls it fine.
+    let r = folder_with(|d| {
+        let whole = jpeg_bytes(5);
+        write(&d.join("cut.jpg"), &whole[..whole.len() * 2 / 3]);
+        write(&d.join("cut.txt"), "cut");
+    });
+    assert_one_problem(&r, &["cut.jpg", "corrupt or truncated"]);
+}
+
+#[test]
 fn corrupt_image_is_named() {
     let r = folder_with(|d| {
         let mut bytes = jpeg_bytes(5);
