@@ -102,41 +102,55 @@ struct Row {
     import_s: f64,
 }
 
+/// Rounds per set; each reports the median, since one pass on a shared VM varies by ±30 %.
+const ROUNDS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Peer, our decode+thumbnail, and a whole import into a fresh store, interleaved round by round.
 fn measure(set: &'static str, dir: &Path, ext: &str, peer: fn(&[u8]) -> bool, work: &Path) -> Row {
     let files = files_with(dir, ext);
-    let t = Instant::now();
-    let decoded = files
-        .par_iter()
-        .filter(|f| peer(&std::fs::read(f).unwrap()))
-        .count();
-    let peer_s = t.elapsed().as_secs_f64();
-    assert!(
-        decoded > files.len() * 9 / 10,
-        "{set}: the peer decoded only {decoded}"
-    );
+    let (mut peer_s, mut decode_thumb_s, mut import_s) = (Vec::new(), Vec::new(), Vec::new());
+    let mut items = 0;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let decoded = files
+            .par_iter()
+            .filter(|f| peer(&std::fs::read(f).unwrap()))
+            .count();
+        peer_s.push(t.elapsed().as_secs_f64());
+        assert!(
+            decoded > files.len() * 9 / 10,
+            "{set}: the peer decoded only {decoded}"
+        );
 
-    // Our decode and thumbnail alone, without the store: the part that is CPU work.
-    let t = Instant::now();
-    let ours = files
-        .par_iter()
-        .filter(|f| tessera::media::decode_still(&std::fs::read(f).unwrap()).is_ok())
-        .count();
-    let decode_thumb_s = t.elapsed().as_secs_f64();
-    assert!(ours > files.len() * 9 / 10, "{set}: decoded only {ours}");
+        // Our decode and thumbnail alone, without the store: the part that is CPU work.
+        let t = Instant::now();
+        let ours = files
+            .par_iter()
+            .filter(|f| tessera::media::decode_still(&std::fs::read(f).unwrap()).is_ok())
+            .count();
+        decode_thumb_s.push(t.elapsed().as_secs_f64());
+        assert!(ours > files.len() * 9 / 10, "{set}: decoded only {ours}");
 
-    let store_dir = tempfile::tempdir_in(work).unwrap().keep();
-    let store = Store::open(&store_dir).unwrap();
-    let opts = ImportOptions::new("bench", ImportFormat::Folder, dir);
-    let t = Instant::now();
-    let report = import(&store, &opts, Arc::new(NullSink)).unwrap();
-    let import_s = t.elapsed().as_secs_f64();
+        let store_dir = tempfile::tempdir_in(work).unwrap().keep();
+        let store = Store::open(&store_dir).unwrap();
+        let opts = ImportOptions::new("bench", ImportFormat::Folder, dir);
+        let t = Instant::now();
+        let report = import(&store, &opts, Arc::new(NullSink)).unwrap();
+        import_s.push(t.elapsed().as_secs_f64());
+        items = report.added;
+    }
     Row {
         set,
         files: files.len(),
-        items: report.added,
-        peer_s,
-        decode_thumb_s,
-        import_s,
+        items,
+        peer_s: median(peer_s),
+        decode_thumb_s: median(decode_thumb_s),
+        import_s: median(import_s),
     }
 }
 
@@ -168,7 +182,10 @@ fn main() {
             &stores,
         ),
     ];
-    println!("cores: {}", rayon::current_num_threads());
+    println!(
+        "cores: {}; medians of {ROUNDS} interleaved rounds",
+        rayon::current_num_threads()
+    );
     println!(
         "{:<20} {:>6} {:>6} {:>8} {:>13} {:>9} {:>9} {:>7}",
         "set", "files", "items", "peer s", "decode+thumb", "import s", "images/s", "ratio"
