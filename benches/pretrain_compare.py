@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from cargo_bench import bench_executable
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench"
 OBJECTIVES = "mlm,mim,itm,contrastive"
@@ -34,26 +36,6 @@ CASES = {
     "tiny": {"config": "tiny", "batch": 32, "warmup": 2, "steps": 10},
     "small": {"config": "small", "batch": 32, "warmup": 1, "steps": 3},
 }
-
-
-def build():
-    """Builds the Rust bench and returns its executable."""
-    cmd = ["cargo", "bench", "--bench", "pretrain_step", "--no-run", "--message-format=json"]
-    print("building:", " ".join(cmd), file=sys.stderr)
-    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        sys.exit("cargo bench --no-run failed")
-    exe = None
-    for line in p.stdout.splitlines():
-        try:
-            msg = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "pretrain_step":
-            exe = msg.get("executable") or exe
-    if not exe:
-        sys.exit("could not find the pretrain_step executable in cargo's output")
-    return exe
 
 
 def torch_python():
@@ -84,7 +66,7 @@ def main():
     for c in cases:
         if c not in CASES:
             sys.exit(f"unknown case {c!r} (known: {', '.join(CASES)})")
-    exe = a.exe or build()
+    exe = a.exe or bench_executable("pretrain_step")
     py = torch_python()
     threads = str(os.cpu_count())
     env = dict(os.environ, OMP_NUM_THREADS=threads)

@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from cargo_bench import bench_executable
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench"
 TIE_TOL = 1e-5
@@ -80,29 +82,6 @@ def ensure_data(a, py):
     if subprocess.run(cmd).returncode != 0:
         sys.exit("generating the vectors failed")
     return base, queries
-
-
-def build():
-    """Builds the Rust bench and returns its executable."""
-    env = dict(os.environ)
-    env.setdefault("CARGO_TARGET_DIR", str(Path.home() / ".cache/tessera/target"))
-    cmd = ["cargo", "bench", "--bench", "search_topk", "--no-run", "--message-format=json"]
-    print(f"building: {' '.join(cmd)} (CARGO_TARGET_DIR={env['CARGO_TARGET_DIR']})",
-          file=sys.stderr)
-    p = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        sys.exit("cargo bench --no-run failed")
-    exe = None
-    for line in p.stdout.splitlines():
-        try:
-            msg = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "search_topk":
-            exe = msg.get("executable") or exe
-    if not exe:
-        sys.exit("could not find the search_topk executable in cargo's output")
-    return exe
 
 
 def run(cmd, env, out):
@@ -160,7 +139,7 @@ def main():
         sys.exit(f"a case asks for more than --nq {a.nq} queries")
     py = faiss_python()
     base, queries = ensure_data(a, py)
-    exe = a.exe or build()
+    exe = a.exe or bench_executable("search_topk")
     OUT.mkdir(parents=True, exist_ok=True)
 
     common = ["--base", str(base), "--queries", str(queries), "--dim", str(a.dim), "--k", str(a.k),

@@ -1108,29 +1108,19 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
     use super::*;
 
-    /// SplitMix64, for reproducible test data without a dependency.
-    struct Rng(u64);
+    fn rng(seed: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(seed)
+    }
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn float(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        }
-
-        /// Small integers: every inner product is exact in f32 whatever the summation order,
-        /// so results can be compared exactly, and ties are common.
-        fn small_int(&mut self) -> f32 {
-            (self.next() % 5) as f32 - 2.0
-        }
+    /// Small integers: every inner product is exact in f32 whatever the summation order, so
+    /// results can be compared exactly, and ties are common.
+    fn small_int(rng: &mut ChaCha8Rng) -> f32 {
+        rng.random_range(-2i32..=2) as f32
     }
 
     /// `top_k` on a given instruction set.
@@ -1201,20 +1191,24 @@ mod tests {
 
     #[test]
     fn exact_on_integer_data_with_ties() {
-        let mut rng = Rng(1);
+        let mut rng = rng(1);
         for &(n, q, dim, k) in SHAPES {
-            let db: Vec<f32> = (0..n * dim).map(|_| rng.small_int()).collect();
-            let qs: Vec<f32> = (0..q * dim).map(|_| rng.small_int()).collect();
+            let db: Vec<f32> = (0..n * dim).map(|_| small_int(&mut rng)).collect();
+            let qs: Vec<f32> = (0..q * dim).map(|_| small_int(&mut rng)).collect();
             assert_exact(&db, n, &qs, q, dim, k);
         }
     }
 
     #[test]
     fn matches_reference_on_float_data() {
-        let mut rng = Rng(2);
+        let mut rng = rng(2);
         for &(n, q, dim, k) in SHAPES {
-            let db: Vec<f32> = (0..n * dim).map(|_| rng.float()).collect();
-            let qs: Vec<f32> = (0..q * dim).map(|_| rng.float()).collect();
+            let db: Vec<f32> = (0..n * dim)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect();
+            let qs: Vec<f32> = (0..q * dim)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect();
             // One more than asked: the boundary row may swap with its neighbour on rounding.
             let want = reference(&db, &qs, dim, k + 1);
             let tol = 1e-5 * dim as f64;
@@ -1238,27 +1232,27 @@ mod tests {
     fn rows_that_bf16_cannot_tell_apart() {
         // Elements 1 + m·2⁻¹²: all round to 1.0 in BF16, so every BF16 score of a query is the
         // same, while the f32 scores (exact here) differ; only the f32 check can rank them.
-        let mut rng = Rng(3);
+        let mut rng = rng(3);
         let (n, q, dim) = (5000, 40, 64);
         let db: Vec<f32> = (0..n * dim)
-            .map(|_| 1.0 + (rng.next() % 16) as f32 / 4096.0)
+            .map(|_| 1.0 + rng.random_range(0..16u32) as f32 / 4096.0)
             .collect();
-        let qs: Vec<f32> = (0..q * dim).map(|_| rng.small_int()).collect();
+        let qs: Vec<f32> = (0..q * dim).map(|_| small_int(&mut rng)).collect();
         assert_exact(&db, n, &qs, q, dim, 10);
     }
 
     #[test]
     fn huge_and_nan_rows() {
         // Norms past the BF16 bound's limit, in the database and in one query: scored in f32.
-        let mut rng = Rng(4);
+        let mut rng = rng(4);
         let (n, q, dim) = (3000, 40, 32);
-        let mut db: Vec<f32> = (0..n * dim).map(|_| rng.small_int()).collect();
+        let mut db: Vec<f32> = (0..n * dim).map(|_| small_int(&mut rng)).collect();
         let big = 2f32.powi(100);
         for x in &mut db[17 * dim..18 * dim] {
             *x *= big;
         }
         db[2000 * dim + 3] = f32::NAN;
-        let mut qs: Vec<f32> = (0..q * dim).map(|_| rng.small_int()).collect();
+        let mut qs: Vec<f32> = (0..q * dim).map(|_| small_int(&mut rng)).collect();
         assert_exact(&db, n, &qs, q, dim, 5);
         for x in &mut qs[..dim] {
             *x *= big;
