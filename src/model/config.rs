@@ -32,6 +32,18 @@ pub struct ModelConfig {
     pub projection_dim: usize,
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
+    /// 0: patches are embedded by one matrix (ViT). Otherwise each patch is cut into
+    /// `stem_cell`² cells that one shared matrix embeds into `stem_channels` features (a
+    /// convolution whose kernel is its stride) before a second matrix makes the token: a
+    /// non-linear stem, so a patch can tell a curve from a corner before attention.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stem_cell: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stem_channels: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 fn default_eps() -> f64 {
@@ -103,6 +115,18 @@ impl ModelConfig {
         }
         if self.layer_norm_eps <= 0.0 {
             return bad("layer_norm_eps must be positive".into());
+        }
+        if (self.stem_cell == 0) != (self.stem_channels == 0) {
+            return bad("stem_cell and stem_channels are set together (or neither)".into());
+        }
+        if self.stem_cell > 0
+            && (self.stem_cell >= self.patch_size
+                || !self.patch_size.is_multiple_of(self.stem_cell))
+        {
+            return bad(format!(
+                "stem_cell ({}) must divide patch_size ({}) and be smaller",
+                self.stem_cell, self.patch_size
+            ));
         }
         Ok(())
     }
@@ -593,6 +617,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("divisible by heads"), "{e}");
+
+        let stem = |cell: usize, channels: usize| {
+            let text = TINY.replace(
+                "patch_size = 16",
+                &format!("patch_size = 16\nstem_cell = {cell}\nstem_channels = {channels}"),
+            );
+            RunConfig::from_toml(&text, "stem.toml").map(|c| c.model)
+        };
+        let ok = stem(4, 32).unwrap();
+        assert_eq!((ok.stem_cell, ok.stem_channels), (4, 32));
+        for (cell, channels, says) in [
+            (5, 32, "must divide patch_size"),
+            (16, 32, "must divide patch_size"),
+            (4, 0, "set together"),
+        ] {
+            let e = stem(cell, channels).unwrap_err().to_string();
+            assert!(
+                e.contains("stem.toml") && e.contains(says),
+                "{cell}/{channels}: {e}"
+            );
+        }
+        // A linear-stem config serialises as before (stored run configs stay comparable).
+        let plain = RunConfig::from_toml(TINY, "tiny").unwrap();
+        assert!(!serde_json::to_string(&plain.model)
+            .unwrap()
+            .contains("stem"));
     }
 
     #[test]

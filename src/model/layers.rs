@@ -38,6 +38,76 @@ impl Module for Linear {
     }
 }
 
+/// Patch pixels `[.., P·P·3]` (row by row) → tokens `[.., D]`. Without cells: one matrix
+/// (ViT). With cells of `c`×`c` pixels: every cell of every patch goes through one shared
+/// matrix, layer norm and GELU (a convolution with kernel = stride = `c`, as a matmul), and a
+/// second matrix makes the token from its cells' features (the hMLP stem of Touvron et al.,
+/// "Three things everyone should know about ViTs").
+pub struct PatchStem {
+    pub cells: Option<(Linear, LayerNorm, usize)>,
+    /// The (last) matrix; named `image_embeddings.patch` either way.
+    pub patch: Linear,
+    patch_size: usize,
+}
+
+impl PatchStem {
+    /// `cell` = 0: the linear stem. Otherwise `cell` divides `patch_size`.
+    pub fn new(
+        b: &mut Builder,
+        patch_size: usize,
+        cell: usize,
+        channels: usize,
+        d: usize,
+        eps: f64,
+    ) -> Result<Self> {
+        let pd = patch_size * patch_size * 3;
+        if cell == 0 {
+            return Ok(Self {
+                cells: None,
+                patch: Linear::new(b, "image_embeddings.patch", pd, d)?,
+                patch_size,
+            });
+        }
+        let per_side = patch_size / cell;
+        Ok(Self {
+            cells: Some((
+                Linear::new(b, "image_embeddings.stem.cell", cell * cell * 3, channels)?,
+                LayerNorm::new(b, "image_embeddings.stem.LayerNorm", channels, eps)?,
+                cell,
+            )),
+            patch: Linear::new(
+                b,
+                "image_embeddings.patch",
+                per_side * per_side * channels,
+                d,
+            )?,
+            patch_size,
+        })
+    }
+}
+
+impl Module for PatchStem {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let Some((cell_linear, norm, c)) = &self.cells else {
+            return self.patch.forward(x);
+        };
+        let dims = x.dims().to_vec();
+        let rows = x.elem_count() / *dims.last().expect("patches have a last dim");
+        let k = self.patch_size / c;
+        // [rows, P, P, 3] → [rows, cell row, y in cell, cell col, x in cell, 3] → cells major.
+        let cells = x
+            .reshape((rows, k, *c, k, c * 3))?
+            .transpose(2, 3)?
+            .contiguous()?
+            .reshape((rows * k * k, c * c * 3))?;
+        let h = super::fused::gelu(&norm.forward(&cell_linear.forward(&cells)?)?)?;
+        let y = self.patch.forward(&h.reshape((rows, ()))?)?;
+        let mut out = dims;
+        *out.last_mut().unwrap() = y.dim(1)?;
+        y.reshape(out)
+    }
+}
+
 pub struct LayerNorm {
     pub weight: Tensor,
     pub bias: Tensor,
@@ -171,4 +241,64 @@ pub fn rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
 pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     let n = (x.sqr()?.sum_keepdim(D::Minus1)? + 1e-12)?.sqrt()?;
     x.broadcast_div(&n)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    /// The cell stem embeds exactly the pixels of each cell, cells in row-major order: the
+    /// reshapes are checked against cells gathered by hand.
+    #[test]
+    fn stem_cells_are_the_patch_pixels_of_each_cell() -> Result<()> {
+        let dev = Device::Cpu;
+        let (p, c, ch, d, rows) = (8, 4, 5, 6, 3);
+        let mut b = Builder::fresh(7, DType::F32, &dev);
+        let stem = PatchStem::new(&mut b, p, c, ch, d, 1e-12)?;
+        let pd = p * p * 3;
+        let pixels: Vec<f32> = (0..rows * pd)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let x = Tensor::from_vec(pixels.clone(), (1, rows, pd), &dev)?;
+        let got = stem.forward(&x)?;
+        assert_eq!(got.dims(), &[1, rows, d]);
+
+        let k = p / c;
+        let mut cells = Vec::new();
+        for r in 0..rows {
+            for cy in 0..k {
+                for cx in 0..k {
+                    for y in 0..c {
+                        for xx in 0..c {
+                            let at = r * pd + ((cy * c + y) * p + cx * c + xx) * 3;
+                            cells.extend_from_slice(&pixels[at..at + 3]);
+                        }
+                    }
+                }
+            }
+        }
+        let cells = Tensor::from_vec(cells, (rows * k * k, c * c * 3), &dev)?;
+        let (lin, norm, _) = stem.cells.as_ref().unwrap();
+        let h = super::super::fused::gelu(&norm.forward(&lin.forward(&cells)?)?)?;
+        let want = stem.patch.forward(&h.reshape((rows, k * k * ch))?)?;
+        let diff = (got.reshape((rows, d))? - want)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(
+            diff < 1e-6,
+            "stem differs from hand-gathered cells by {diff}"
+        );
+
+        // Training reaches the cell matrix through the reshapes.
+        let grads = got.sqr()?.sum_all()?.backward()?;
+        let cell = &b.vars["image_embeddings.stem.cell.weight"];
+        let g = grads
+            .get(cell.as_tensor())
+            .expect("cell weight has a gradient");
+        assert!(g.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        Ok(())
+    }
 }

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Module, Tensor, Var, D};
 
 pub use config::{ModelConfig, Objectives, RunConfig, TrainConfig};
 pub use device::{select_device, DeviceChoice};
-use layers::{attention_bias, l2_normalize, Block, LayerNorm, Linear};
+use layers::{attention_bias, l2_normalize, Block, LayerNorm, Linear, PatchStem};
 use params::{Builder, Init};
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +85,7 @@ pub struct Model {
     pub position_embeddings: Tensor,
     pub token_type_embeddings: Tensor,
     pub text_norm: LayerNorm,
-    pub patch: Linear,
+    pub stem: PatchStem,
     pub row_position: Tensor,
     pub col_position: Tensor,
     pub image_norm: LayerNorm,
@@ -156,7 +156,7 @@ impl Model {
             )?,
             token_type_embeddings: b.get("embeddings.token_type_embeddings.weight", (2, d), n02)?,
             text_norm: LayerNorm::new(b, "embeddings.LayerNorm", d, eps)?,
-            patch: Linear::new(b, "image_embeddings.patch", cfg.patch_dim(), d)?,
+            stem: PatchStem::new(b, cfg.patch_size, cfg.stem_cell, cfg.stem_channels, d, eps)?,
             row_position: b.get("image_embeddings.row_position", (g, d), n02)?,
             col_position: b.get("image_embeddings.col_position", (g, d), n02)?,
             image_norm: LayerNorm::new(b, "image_embeddings.LayerNorm", d, eps)?,
@@ -266,7 +266,7 @@ impl Model {
             .reshape((g * g, d))?;
         let ty = self.token_type_embeddings.narrow(0, 1, 1)?;
         let x = self
-            .patch
+            .stem
             .forward(patches)?
             .broadcast_add(&pos.broadcast_add(&ty)?)?;
         Ok(self.image_norm.forward(&x)?)
