@@ -26,6 +26,13 @@ pub struct Loaded {
     pub tokenizer: Tokenizer,
 }
 
+/// One answer of a VQA run with its probability.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Answer {
+    pub answer: String,
+    pub probability: f32,
+}
+
 /// An image ready for the model: `[N, P·P·3]` normalised patches.
 pub type Patches = Vec<f32>;
 
@@ -188,6 +195,45 @@ impl Loaded {
             out.extend(p.to_vec2::<f32>()?);
         }
         Ok(out)
+    }
+
+    /// The `top` most probable answers of a VQA run to `question` about `image`, best first.
+    pub fn ask(
+        &self,
+        question: &str,
+        image: &Patches,
+        top: usize,
+    ) -> Result<Vec<Answer>, TrainError> {
+        let probs = self.answer_probabilities(&[question], &[image])?;
+        let mut ranked: Vec<(usize, f32)> = probs[0].iter().copied().enumerate().collect();
+        ranked.sort_by(|x, y| y.1.total_cmp(&x.1));
+        Ok(ranked
+            .into_iter()
+            .take(top)
+            .map(|(i, p)| Answer {
+                answer: self.answers()[i].clone(),
+                probability: p,
+            })
+            .collect())
+    }
+
+    /// The picture (`bytes`, any format the importer takes) as a `side`×`side` square with
+    /// [`Loaded::patch_attention`] for `text` blended over it as a heat map.
+    pub fn attention_overlay(
+        &self,
+        bytes: &[u8],
+        text: &str,
+        image: &Patches,
+        side: u32,
+    ) -> Result<image::RgbImage, TrainError> {
+        let rgb = crate::media::square_rgb(bytes, side).map_err(|e| TrainError::Image {
+            hash: String::new(),
+            reason: e.to_string(),
+        })?;
+        let att = self.patch_attention(text, image)?;
+        let g = self.config.model.grid();
+        let blended = crate::media::heatmap::overlay(&rgb, side as usize, &att, g, 0.5);
+        Ok(image::RgbImage::from_raw(side, side, blended).expect("overlay keeps the size"))
     }
 
     /// The last layer's `[CLS]` attention over the image's patches (summing to 1), for a text

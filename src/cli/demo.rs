@@ -11,7 +11,7 @@ use clap::{Args, Parser};
 
 use super::{dispatch, open_store, Cli};
 
-const TINY: &str = include_str!("../../models/tiny.toml");
+const TINY: &str = tessera::model::config::PRESETS[0].1;
 
 #[derive(Args)]
 pub(super) struct DemoArgs {

@@ -117,12 +117,6 @@ pub(super) fn search(dir: &Path, a: SearchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(serde::Serialize)]
-struct Answer {
-    answer: String,
-    probability: f32,
-}
-
 pub(super) fn ask(dir: &Path, a: AskArgs) -> Result<ExitCode> {
     let store = open_store(dir)?;
     let loaded = Loaded::open(&store, &a.run, a.device)?;
@@ -144,25 +138,10 @@ pub(super) fn ask(dir: &Path, a: AskArgs) -> Result<ExitCode> {
     let pix = loaded
         .patches(&bytes)
         .with_context(|| format!("{} is not a readable image", a.image))?;
-    let probs = loaded.answer_probabilities(&[a.question.as_str()], &[&pix])?;
-    let mut ranked: Vec<(usize, f32)> = probs[0].iter().copied().enumerate().collect();
-    ranked.sort_by(|x, y| y.1.total_cmp(&x.1));
-    let answers: Vec<Answer> = ranked
-        .iter()
-        .take(a.top)
-        .map(|&(i, p)| Answer {
-            answer: loaded.answers()[i].clone(),
-            probability: p,
-        })
-        .collect();
+    let answers = loaded.ask(&a.question, &pix, a.top)?;
     if let Some(out) = &a.attention {
-        let side = 256;
-        let rgb = tessera::media::square_rgb(&bytes, side as u32)?;
-        let att = loaded.patch_attention(&a.question, &pix)?;
-        let g = loaded.config.model.grid();
-        let blended = tessera::media::heatmap::overlay(&rgb, side, &att, g, 0.5);
-        image::RgbImage::from_raw(side as u32, side as u32, blended)
-            .expect("sizes match")
+        loaded
+            .attention_overlay(&bytes, &a.question, &pix, 256)?
             .save(out)
             .with_context(|| format!("writing {}", out.display()))?;
     }

@@ -500,6 +500,13 @@ impl Task {
     }
 }
 
+/// The configs shipped in `models/`, by name, built into the binary so every face offers them.
+pub const PRESETS: [(&str, &str); 3] = [
+    ("tiny", include_str!("../../models/tiny.toml")),
+    ("small", include_str!("../../models/small.toml")),
+    ("base", include_str!("../../models/base.toml")),
+];
+
 /// A whole `models/*.toml`: the architecture, and optionally training defaults and objectives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -524,6 +531,18 @@ impl RunConfig {
             reason: e.to_string(),
         })?;
         Ok(cfg)
+    }
+
+    /// One of [`PRESETS`] by name.
+    pub fn preset(name: &str) -> Result<Self, ModelError> {
+        let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            let known: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            ModelError::Config(format!(
+                "unknown model config {name:?} (known: {})",
+                known.join(", ")
+            ))
+        })?;
+        Self::from_toml(text, &format!("models/{name}.toml"))
     }
 
     pub fn load(path: &Path) -> Result<Self, ModelError> {
@@ -579,19 +598,19 @@ impl RunConfig {
 mod tests {
     use super::*;
 
-    const TINY: &str = include_str!("../../models/tiny.toml");
+    const TINY: &str = PRESETS[0].1;
 
     #[test]
     fn shipped_configs_parse_and_validate() {
-        for (name, text) in [
-            ("tiny", TINY),
-            ("small", include_str!("../../models/small.toml")),
-            ("base", include_str!("../../models/base.toml")),
-        ] {
-            let cfg = RunConfig::from_toml(text, name).unwrap();
+        for (name, _) in PRESETS {
+            let cfg = RunConfig::preset(name).unwrap();
             assert_eq!(cfg.model.hidden % cfg.model.heads, 0, "{name}");
         }
-        let small = RunConfig::from_toml(include_str!("../../models/small.toml"), "s").unwrap();
+        assert!(RunConfig::preset("huge")
+            .unwrap_err()
+            .to_string()
+            .contains("tiny, small, base"));
+        let small = RunConfig::preset("small").unwrap();
         assert_eq!(
             (small.model.hidden, small.model.layers, small.model.heads),
             (384, 6, 12)

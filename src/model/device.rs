@@ -49,3 +49,12 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device, ModelError> {
         }
     }
 }
+
+/// The device's kind as the faces show it: `cpu`, `metal` or `cuda`.
+pub fn device_name(device: &Device) -> &'static str {
+    match device {
+        Device::Cpu => "cpu",
+        Device::Metal(_) => "metal",
+        Device::Cuda(_) => "cuda",
+    }
+}

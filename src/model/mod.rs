@@ -16,7 +16,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 
 pub use config::{ModelConfig, Objectives, RunConfig, TrainConfig};
-pub use device::{select_device, DeviceChoice};
+pub use device::{device_name, select_device, DeviceChoice};
 use layers::{attention_bias, l2_normalize, Block, LayerNorm, Linear, PatchStem};
 use params::{Builder, Init};
 

@@ -672,13 +672,23 @@ impl Store {
 
     /// Items of a dataset in source order (video, then time); `limit` None means all.
     pub fn items(&self, dataset: &str, limit: Option<usize>) -> Result<Vec<ItemRow>> {
+        self.items_range(dataset, 0, limit)
+    }
+
+    /// [`Store::items`] from the `offset`-th on: one page of a browser's grid.
+    pub fn items_range(
+        &self,
+        dataset: &str,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Result<Vec<ItemRow>> {
         let dataset_id = self.dataset_id(dataset)?;
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {ITEM_COLUMNS} FROM items WHERE dataset_id = ?1
-             ORDER BY video_id, start_s, id LIMIT ?2"
+             ORDER BY video_id, start_s, id LIMIT ?2 OFFSET ?3"
         ))?;
         let limit = limit.map(|l| l as i64).unwrap_or(-1);
-        let rows = stmt.query_map(params![dataset_id, limit], item_from_row)?;
+        let rows = stmt.query_map(params![dataset_id, limit, offset as i64], item_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -846,7 +856,7 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
-        assert_eq!(store.schema_version().unwrap(), 7);
+        assert_eq!(store.schema_version().unwrap(), 8);
         migrations::migrations().validate().unwrap();
         drop(store);
         // reopening an up-to-date store is a no-op

@@ -230,6 +230,14 @@ fn checkpoints_where(
 }
 
 impl Store {
+    /// Run names follow the rules of dataset names (they name checkpoint directories).
+    pub fn check_run_name(name: &str) -> Result<()> {
+        if !valid_dataset_name(name) {
+            return Err(StoreError::InvalidRunName(name.to_string()));
+        }
+        Ok(())
+    }
+
     /// Registers a new run, status `running` at step 0. Run names follow the rules of dataset
     /// names (they name checkpoint directories). `parent`: the run this one starts from.
     pub fn create_run(
@@ -240,9 +248,7 @@ impl Store {
         config_json: &str,
         parent: Option<i64>,
     ) -> Result<RunRow> {
-        if !valid_dataset_name(name) {
-            return Err(StoreError::InvalidRunName(name.to_string()));
-        }
+        Self::check_run_name(name)?;
         let tx = self.conn.unchecked_transaction()?;
         if let Some(id) = dataset_id {
             let known: Option<i64> = tx

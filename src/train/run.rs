@@ -503,7 +503,7 @@ fn drive_inner(
         run: run.into(),
         step: trainer.step,
         steps: t.steps,
-        device: format!("{device:?}"),
+        device: crate::model::device_name(&device).into(),
     });
     let mut last = Vec::new();
     let mut last_ckpt = from.map(|f| f.1);

@@ -1,0 +1,30 @@
+/// The commands the page may call. Declaring them makes Tauri deny every other command, and
+/// `capabilities/main.json` grants these (and nothing else of the app's) to the main window.
+const COMMANDS: &[&str] = &[
+    "system_info",
+    "config_preset",
+    "datasets",
+    "dataset_stats",
+    "items",
+    "search_captions",
+    "edit_caption",
+    "delete_item",
+    "runs",
+    "run_detail",
+    "search_text",
+    "search_image",
+    "ask",
+    "pick_image",
+    "start_pretrain",
+    "resume_run",
+    "cancel_job",
+    "jobs",
+];
+
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("the Tauri build step failed");
+}

@@ -1,0 +1,286 @@
+//! Tessera's window: Tauri commands over [`workbench::Workbench`], the engine's events
+//! forwarded to the page as `engine` events, and the `media:` protocol serving the store's
+//! images. No logic of its own lives here: it wires, the engine works.
+
+pub mod workbench;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tauri::{AppHandle, Emitter, Manager, State};
+use tessera::events::{Event, EventSink};
+use tessera::index::Hit;
+use tessera::model::RunConfig;
+use tessera::store::{DatasetStats, DatasetSummary, RunSummary, SearchHit};
+use workbench::{
+    AskResult, CommandError, ImageRef, ItemsPage, JobInfo, Result, RunDetail, SystemInfo,
+    TrainRequest, Workbench,
+};
+
+type Wb<'a> = State<'a, Arc<Workbench>>;
+
+/// Runs `f` on a blocking thread: the store and the model must never stall the window.
+async fn off_ui<T: Send + 'static>(
+    wb: &Arc<Workbench>,
+    f: impl FnOnce(&Workbench) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let wb = wb.clone();
+    tauri::async_runtime::spawn_blocking(move || f(&wb))
+        .await
+        .map_err(|e| CommandError::Invalid(format!("the command failed inside: {e}")))?
+}
+
+#[tauri::command]
+async fn system_info(wb: Wb<'_>) -> Result<SystemInfo> {
+    off_ui(&wb, |w| w.system_info()).await
+}
+
+#[tauri::command]
+async fn config_preset(wb: Wb<'_>, name: String) -> Result<RunConfig> {
+    off_ui(&wb, move |w| w.config_preset(&name)).await
+}
+
+#[tauri::command]
+async fn datasets(wb: Wb<'_>) -> Result<Vec<DatasetSummary>> {
+    off_ui(&wb, |w| w.datasets()).await
+}
+
+#[tauri::command]
+async fn dataset_stats(wb: Wb<'_>, dataset: String) -> Result<DatasetStats> {
+    off_ui(&wb, move |w| w.dataset_stats(&dataset)).await
+}
+
+#[tauri::command]
+async fn items(wb: Wb<'_>, dataset: String, offset: usize, limit: usize) -> Result<ItemsPage> {
+    off_ui(&wb, move |w| w.items(&dataset, offset, limit)).await
+}
+
+#[tauri::command]
+async fn search_captions(
+    wb: Wb<'_>,
+    dataset: String,
+    query: String,
+    limit: usize,
+) -> Result<Vec<SearchHit>> {
+    off_ui(&wb, move |w| w.search_captions(&dataset, &query, limit)).await
+}
+
+#[tauri::command]
+async fn edit_caption(wb: Wb<'_>, dataset: String, id: i64, caption: String) -> Result<()> {
+    off_ui(&wb, move |w| w.edit_caption(&dataset, id, &caption)).await
+}
+
+#[tauri::command]
+async fn delete_item(wb: Wb<'_>, dataset: String, id: i64) -> Result<()> {
+    off_ui(&wb, move |w| w.delete_item(&dataset, id)).await
+}
+
+#[tauri::command]
+async fn runs(wb: Wb<'_>) -> Result<Vec<RunSummary>> {
+    off_ui(&wb, |w| w.runs()).await
+}
+
+#[tauri::command]
+async fn run_detail(wb: Wb<'_>, run: String) -> Result<RunDetail> {
+    off_ui(&wb, move |w| w.run_detail(&run)).await
+}
+
+#[tauri::command]
+async fn search_text(
+    wb: Wb<'_>,
+    run: String,
+    dataset: Option<String>,
+    text: String,
+    k: usize,
+    rerank: bool,
+) -> Result<Vec<Hit>> {
+    off_ui(&wb, move |w| {
+        w.search_text(&run, dataset.as_deref(), &text, k, rerank)
+    })
+    .await
+}
+
+#[tauri::command]
+async fn search_image(
+    wb: Wb<'_>,
+    run: String,
+    dataset: Option<String>,
+    image: ImageRef,
+    k: usize,
+    rerank: bool,
+) -> Result<Vec<Hit>> {
+    off_ui(&wb, move |w| {
+        w.search_image(&run, dataset.as_deref(), &image, k, rerank)
+    })
+    .await
+}
+
+#[tauri::command]
+async fn ask(
+    wb: Wb<'_>,
+    run: String,
+    image: ImageRef,
+    question: String,
+    top: usize,
+) -> Result<AskResult> {
+    off_ui(&wb, move |w| w.ask(&run, &image, &question, top)).await
+}
+
+/// The image dialog, opened by the engine side so the page never names a path itself; the
+/// chosen file becomes readable by `search_image` and `ask`.
+#[tauri::command]
+async fn pick_image(app: AppHandle, wb: Wb<'_>) -> Result<Option<PathBuf>> {
+    use tauri_plugin_dialog::DialogExt;
+    let picked = tauri::async_runtime::spawn_blocking(move || {
+        app.dialog()
+            .file()
+            .add_filter("Images", &["jpg", "jpeg", "png", "webp", "svg"])
+            .blocking_pick_file()
+    })
+    .await
+    .map_err(|e| CommandError::Invalid(format!("the file dialog failed: {e}")))?;
+    let Some(path) = picked.and_then(|p| p.into_path().ok()) else {
+        return Ok(None);
+    };
+    wb.choose([path.clone()]);
+    Ok(Some(path))
+}
+
+/// One engine event of a job, as the page receives it.
+#[derive(Clone, serde::Serialize)]
+struct JobEvent {
+    job: u64,
+    #[serde(flatten)]
+    event: Event,
+}
+
+struct WindowSink {
+    app: AppHandle,
+    job: u64,
+}
+
+impl EventSink for WindowSink {
+    fn emit(&self, event: Event) {
+        // A closed window has no one to tell; the job goes on and the store records it.
+        let _ = self.app.emit(
+            "engine",
+            JobEvent {
+                job: self.job,
+                event,
+            },
+        );
+    }
+}
+
+fn job_sink(app: &AppHandle) -> impl FnOnce(u64) -> Arc<dyn EventSink> {
+    let app = app.clone();
+    move |job| Arc::new(WindowSink { app, job })
+}
+
+fn on_job_end(app: &AppHandle) -> impl FnOnce(JobInfo) + Send + 'static {
+    let app = app.clone();
+    move |info| {
+        let _ = app.emit("job-ended", info);
+    }
+}
+
+#[tauri::command]
+async fn start_pretrain(app: AppHandle, wb: Wb<'_>, request: TrainRequest) -> Result<u64> {
+    wb.start_pretrain(request, job_sink(&app), on_job_end(&app))
+}
+
+#[tauri::command]
+async fn resume_run(app: AppHandle, wb: Wb<'_>, run: String) -> Result<u64> {
+    wb.resume(&run, job_sink(&app), on_job_end(&app))
+}
+
+#[tauri::command]
+async fn cancel_job(wb: Wb<'_>, job: u64) -> Result<()> {
+    wb.cancel_job(job)
+}
+
+#[tauri::command]
+async fn jobs(wb: Wb<'_>) -> Result<Vec<JobInfo>> {
+    Ok(wb.jobs())
+}
+
+/// `--data-dir DIR`, else `TESSERA_HOME`, else the platform's data directory (as the CLI).
+fn data_dir() -> std::result::Result<PathBuf, String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--data-dir" {
+            return args
+                .next()
+                .map(PathBuf::from)
+                .ok_or_else(|| "--data-dir needs a directory".into());
+        }
+    }
+    std::env::var_os("TESSERA_HOME")
+        .map(PathBuf::from)
+        .or_else(tessera::store::default_data_dir)
+        .ok_or_else(|| "no home directory: pass --data-dir or set TESSERA_HOME".into())
+}
+
+fn media_response(wb: &Workbench, path: &str) -> tauri::http::Response<Vec<u8>> {
+    let (status, mime, body) = match wb.media(path) {
+        Ok((mime, bytes)) => (200, mime, bytes),
+        Err(e) => (404, "text/plain".to_string(), e.to_string().into_bytes()),
+    };
+    tauri::http::Response::builder()
+        .status(status)
+        .header("Content-Type", mime)
+        // Content-addressed: a name never changes what it serves.
+        .header("Cache-Control", "public, max-age=31536000, immutable")
+        .header("Access-Control-Allow-Origin", "*")
+        .body(body)
+        .expect("static headers are valid")
+}
+
+/// Opens the window on the data directory and serves it until it closes.
+pub fn run() -> std::result::Result<(), String> {
+    let dir = data_dir()?;
+    tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .setup(move |app| {
+            let wb = Workbench::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            app.manage(Arc::new(wb));
+            Ok(())
+        })
+        .register_asynchronous_uri_scheme_protocol("media", |ctx, request, responder| {
+            let app = ctx.app_handle().clone();
+            let path = request.uri().path().to_string();
+            std::thread::spawn(move || {
+                let wb = app.state::<Arc<Workbench>>();
+                responder.respond(media_response(&wb, &path));
+            });
+        })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) = event {
+                window
+                    .state::<Arc<Workbench>>()
+                    .choose(paths.iter().cloned());
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            system_info,
+            config_preset,
+            datasets,
+            dataset_stats,
+            items,
+            search_captions,
+            edit_caption,
+            delete_item,
+            runs,
+            run_detail,
+            search_text,
+            search_image,
+            ask,
+            pick_image,
+            start_pretrain,
+            resume_run,
+            cancel_job,
+            jobs,
+        ])
+        .run(tauri::generate_context!())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,624 @@
+//! The window's commands as plain Rust over the engine, so they are tested without a window:
+//! every argument is checked here and every failure is a [`CommandError`] the page shows.
+//! `lib.rs` only wires these methods to Tauri commands and events.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tessera::events::EventSink;
+use tessera::index::{Hit, Index};
+use tessera::infer::{Answer, Loaded};
+use tessera::model::{device_name, select_device, DeviceChoice, ModelError, RunConfig};
+use tessera::store::{
+    DatasetStats, DatasetSummary, EvaluationRow, ItemRow, RunSummary, SearchHit, SearchOptions,
+    Store, StoreError,
+};
+use tessera::train::{Cancel, PretrainOptions, RunReport, TrainError};
+
+/// Most rows one call returns: a page of the grid, hits of a search.
+pub const MAX_PAGE: usize = 500;
+/// Longest query, caption or question the window sends (characters).
+pub const MAX_TEXT: usize = 2000;
+/// Most answers `ask` returns.
+pub const MAX_ANSWERS: usize = 20;
+/// Most training steps one start asks for.
+pub const MAX_STEPS: u64 = 10_000_000;
+/// Side of the attention picture `ask` returns.
+const ATTENTION_SIDE: u32 = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// An argument the window sent that cannot be right.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The page gets the message: it shows errors, it does not branch on them.
+impl Serialize for CommandError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, CommandError>;
+
+fn invalid<T>(why: impl Into<String>) -> Result<T> {
+    Err(CommandError::Invalid(why.into()))
+}
+
+fn check_count(what: &str, n: usize, max: usize) -> Result<()> {
+    if n == 0 || n > max {
+        return invalid(format!("{what} must be between 1 and {max}, got {n}"));
+    }
+    Ok(())
+}
+
+fn check_text<'a>(what: &str, text: &'a str) -> Result<&'a str> {
+    let t = text.trim();
+    if t.is_empty() {
+        return invalid(format!("the {what} is empty"));
+    }
+    if t.chars().count() > MAX_TEXT {
+        return invalid(format!("the {what} is longer than {MAX_TEXT} characters"));
+    }
+    Ok(t)
+}
+
+/// An image the window points at: one in the store by hash, or a file the user chose.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImageRef {
+    Stored { hash: String },
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemsPage {
+    pub total: usize,
+    pub offset: usize,
+    pub items: Vec<ItemRow>,
+}
+
+/// One metric of a run over its steps, as a chart takes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Curve {
+    pub split: String,
+    pub name: String,
+    pub steps: Vec<u64>,
+    pub values: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDetail {
+    pub run: RunSummary,
+    pub config: serde_json::Value,
+    pub curves: Vec<Curve>,
+    pub evaluations: Vec<EvaluationRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AskResult {
+    pub answers: Vec<Answer>,
+    /// The image with `[CLS]`'s attention over it, as a `data:image/png;base64,…` URL.
+    pub attention: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemInfo {
+    pub data_dir: PathBuf,
+    /// The device `auto` picks: `metal`, `cuda` or `cpu`.
+    pub device: String,
+    pub whisper_models: Vec<WhisperModel>,
+    pub presets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WhisperModel {
+    pub path: PathBuf,
+    pub size_bytes: u64,
+}
+
+/// What the Train screen starts: a pre-training run of a config the page edited.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrainRequest {
+    pub dataset: String,
+    pub config: RunConfig,
+    pub run: Option<String>,
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Finished,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobInfo {
+    pub id: u64,
+    pub what: String,
+    pub state: JobState,
+    /// The run's report when it ended, or why it failed.
+    pub report: Option<RunReport>,
+    pub error: Option<String>,
+}
+
+struct Job {
+    info: JobInfo,
+    cancel: Cancel,
+}
+
+pub struct Workbench {
+    data_dir: PathBuf,
+    store: Mutex<Store>,
+    /// Runs loaded for search and ask, by name; reloaded when a newer checkpoint appears.
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    /// Files the user picked or dropped: the only paths outside the store a command reads.
+    chosen: Mutex<HashSet<PathBuf>>,
+    jobs: Arc<Mutex<HashMap<u64, Job>>>,
+    next_job: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data behind: keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Workbench {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            store: Mutex::new(Store::open(data_dir)?),
+            loaded: Mutex::default(),
+            chosen: Mutex::default(),
+            jobs: Arc::default(),
+            next_job: AtomicU64::new(1),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    pub fn system_info(&self) -> Result<SystemInfo> {
+        let device = select_device(DeviceChoice::Auto)?;
+        let models_dir = self.store().whisper_models_dir();
+        let whisper_models = tessera::asr::installed_models(&models_dir)
+            .into_iter()
+            .map(|path| WhisperModel {
+                size_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                path,
+            })
+            .collect();
+        Ok(SystemInfo {
+            data_dir: self.data_dir.clone(),
+            device: device_name(&device).into(),
+            whisper_models,
+            presets: tessera::model::config::PRESETS
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect(),
+        })
+    }
+
+    pub fn config_preset(&self, name: &str) -> Result<RunConfig> {
+        Ok(RunConfig::preset(name)?)
+    }
+
+    // ---- data sets ---------------------------------------------------------------------
+
+    pub fn datasets(&self) -> Result<Vec<DatasetSummary>> {
+        Ok(self.store().datasets()?)
+    }
+
+    pub fn dataset_stats(&self, dataset: &str) -> Result<DatasetStats> {
+        Ok(self.store().dataset_stats(dataset)?)
+    }
+
+    pub fn items(&self, dataset: &str, offset: usize, limit: usize) -> Result<ItemsPage> {
+        check_count("a page", limit, MAX_PAGE)?;
+        let store = self.store();
+        let total = store.count_items(dataset, None)?;
+        let items = store.items_range(dataset, offset, Some(limit))?;
+        Ok(ItemsPage {
+            total,
+            offset,
+            items,
+        })
+    }
+
+    pub fn search_captions(
+        &self,
+        dataset: &str,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>> {
+        check_count("the number of hits", limit, MAX_PAGE)?;
+        let query = check_text("search", query)?;
+        let opts = SearchOptions {
+            limit,
+            ..SearchOptions::default()
+        };
+        Ok(self.store().search_items(dataset, query, &opts)?)
+    }
+
+    pub fn edit_caption(&self, dataset: &str, id: i64, caption: &str) -> Result<()> {
+        if caption.chars().count() > MAX_TEXT {
+            return invalid(format!("the caption is longer than {MAX_TEXT} characters"));
+        }
+        Ok(self.store().set_caption(dataset, id, caption.trim())?)
+    }
+
+    pub fn delete_item(&self, dataset: &str, id: i64) -> Result<()> {
+        self.store().delete_items(dataset, &[id])?;
+        Ok(())
+    }
+
+    /// What the `media:` protocol serves for a request path: `/HASH` (the image as stored) or
+    /// `/thumb/HASH` (its thumbnail; the image itself when it has none). Only blobs the
+    /// catalog knows as images are served, so no request reaches another file.
+    pub fn media(&self, path: &str) -> Result<(String, Vec<u8>)> {
+        // `convertFileSrc` percent-encodes the slash of `thumb/HASH`.
+        let path = path.trim_start_matches('/').replace("%2F", "/");
+        let path = path.as_str();
+        let (thumb, hash) = match path.split_once('/') {
+            Some(("thumb", hash)) => (true, hash),
+            None => (false, path),
+            Some(_) => return invalid(format!("no media at {path:?}")),
+        };
+        if !is_blob_hash(hash) {
+            return invalid(format!("no media at {path:?}"));
+        }
+        let store = self.store();
+        let row = store
+            .blob_row(hash)?
+            .ok_or_else(|| CommandError::Invalid(format!("no image {hash} in the store")))?;
+        let (hash, mime) = match (thumb, row.thumb_hash) {
+            (true, Some(t)) => (t, "image/jpeg".to_string()),
+            _ => (row.hash, row.mime),
+        };
+        Ok((mime, store.blobs().get(&hash)?))
+    }
+
+    // ---- runs --------------------------------------------------------------------------
+
+    pub fn runs(&self) -> Result<Vec<RunSummary>> {
+        Ok(self.store().runs()?)
+    }
+
+    pub fn run_detail(&self, run: &str) -> Result<RunDetail> {
+        let store = self.store();
+        let row = store.run(run)?;
+        let summary = store
+            .runs()?
+            .into_iter()
+            .find(|r| r.id == row.id)
+            .ok_or_else(|| StoreError::NoSuchRun(run.into()))?;
+        // Metrics come ordered by step; group them into one curve per split and name.
+        let mut curves: Vec<Curve> = Vec::new();
+        for m in store.run_metrics(row.id, None)? {
+            let split = m.split.as_str();
+            let at = match curves
+                .iter()
+                .position(|c| c.split == split && c.name == m.name)
+            {
+                Some(i) => i,
+                None => {
+                    curves.push(Curve {
+                        split: split.into(),
+                        name: m.name.clone(),
+                        steps: Vec::new(),
+                        values: Vec::new(),
+                    });
+                    curves.len() - 1
+                }
+            };
+            curves[at].steps.push(m.step);
+            curves[at].values.push(m.value);
+        }
+        let config = serde_json::from_str(&row.config_json).unwrap_or(serde_json::Value::Null);
+        Ok(RunDetail {
+            run: summary,
+            config,
+            curves,
+            evaluations: store.evaluations(row.id)?,
+        })
+    }
+
+    /// The run's latest checkpoint, loaded once and kept until a newer one is written.
+    fn loaded(&self, run: &str) -> Result<Arc<Loaded>> {
+        let latest = {
+            let store = self.store();
+            let row = store.run(run)?;
+            store.resume_point(row.id)?.map(|p| p.checksum)
+        };
+        if let Some(l) = lock(&self.loaded).get(run) {
+            if Some(&l.checksum) == latest.as_ref() {
+                return Ok(l.clone());
+            }
+        }
+        let fresh = Arc::new(Loaded::open(&self.store(), run, DeviceChoice::Auto)?);
+        lock(&self.loaded).insert(run.to_string(), fresh.clone());
+        Ok(fresh)
+    }
+
+    fn run_dataset(&self, run: &str, dataset: Option<&str>) -> Result<String> {
+        if let Some(d) = dataset {
+            return Ok(d.to_string());
+        }
+        self.runs()?
+            .into_iter()
+            .find(|r| r.name == run)
+            .ok_or_else(|| StoreError::NoSuchRun(run.into()))?
+            .dataset
+            .ok_or_else(|| CommandError::Invalid(format!("run {run:?} has no data set; pick one")))
+    }
+
+    // ---- search and ask ----------------------------------------------------------------
+
+    /// Remembers paths the user chose in a dialog or dropped on the window.
+    pub fn choose(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        let mut chosen = lock(&self.chosen);
+        for p in paths {
+            chosen.insert(p.canonicalize().unwrap_or(p));
+        }
+    }
+
+    fn image_bytes(&self, image: &ImageRef) -> Result<Vec<u8>> {
+        match image {
+            ImageRef::Stored { hash } => {
+                let store = self.store();
+                if !is_blob_hash(hash) || !store.blobs().contains(hash) {
+                    return invalid(format!("no image {hash:?} in the store"));
+                }
+                Ok(store.blobs().get(hash)?)
+            }
+            ImageRef::File { path } => {
+                let real = path.canonicalize().map_err(|source| CommandError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                if !lock(&self.chosen).contains(&real) {
+                    return invalid(format!(
+                        "{} was not chosen in this window: pick or drop it first",
+                        path.display()
+                    ));
+                }
+                std::fs::read(&real).map_err(|source| CommandError::Io { path: real, source })
+            }
+        }
+    }
+
+    fn patches(&self, loaded: &Loaded, image: &ImageRef, bytes: &[u8]) -> Result<Vec<f32>> {
+        loaded.patches(bytes).map_err(|e| {
+            let name = match image {
+                ImageRef::Stored { hash } => hash.clone(),
+                ImageRef::File { path } => path.display().to_string(),
+            };
+            CommandError::Invalid(format!("{name} is not a readable image: {e}"))
+        })
+    }
+
+    pub fn search_text(
+        &self,
+        run: &str,
+        dataset: Option<&str>,
+        text: &str,
+        k: usize,
+        rerank: bool,
+    ) -> Result<Vec<Hit>> {
+        check_count("k", k, MAX_PAGE)?;
+        let text = check_text("search text", text)?;
+        let loaded = self.loaded(run)?;
+        let dataset = self.run_dataset(run, dataset)?;
+        let store = self.store();
+        let (index, _) = Index::open(&store, &loaded, &dataset)?;
+        Ok(index.search_text(&store, &loaded, text, k, rerank)?)
+    }
+
+    pub fn search_image(
+        &self,
+        run: &str,
+        dataset: Option<&str>,
+        image: &ImageRef,
+        k: usize,
+        rerank: bool,
+    ) -> Result<Vec<Hit>> {
+        check_count("k", k, MAX_PAGE)?;
+        let loaded = self.loaded(run)?;
+        let dataset = self.run_dataset(run, dataset)?;
+        let bytes = self.image_bytes(image)?;
+        let pix = self.patches(&loaded, image, &bytes)?;
+        let store = self.store();
+        let (index, _) = Index::open(&store, &loaded, &dataset)?;
+        Ok(index.search_image(&loaded, &pix, k, rerank)?)
+    }
+
+    pub fn ask(
+        &self,
+        run: &str,
+        image: &ImageRef,
+        question: &str,
+        top: usize,
+    ) -> Result<AskResult> {
+        check_count("the number of answers", top, MAX_ANSWERS)?;
+        let question = check_text("question", question)?;
+        let loaded = self.loaded(run)?;
+        let bytes = self.image_bytes(image)?;
+        let pix = self.patches(&loaded, image, &bytes)?;
+        let answers = loaded.ask(question, &pix, top)?;
+        let picture = loaded.attention_overlay(&bytes, question, &pix, ATTENTION_SIDE)?;
+        let mut png = Vec::new();
+        picture
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| CommandError::Invalid(format!("encoding the attention picture: {e}")))?;
+        use base64::Engine as _;
+        Ok(AskResult {
+            answers,
+            attention: format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(png)
+            ),
+        })
+    }
+
+    // ---- training jobs -----------------------------------------------------------------
+
+    /// Starts pre-training on its own thread (with its own store connection) and returns the
+    /// job's id; progress goes to `sink`, the end to `on_end`.
+    pub fn start_pretrain(
+        &self,
+        req: TrainRequest,
+        sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
+        on_end: impl FnOnce(JobInfo) + Send + 'static,
+    ) -> Result<u64> {
+        self.store().dataset_id(&req.dataset)?;
+        if let Some(run) = &req.run {
+            Store::check_run_name(run)?;
+        }
+        let steps = req.config.train.steps;
+        if steps == 0 || steps > MAX_STEPS {
+            return invalid(format!(
+                "steps must be between 1 and {MAX_STEPS}, got {steps}"
+            ));
+        }
+        req.config.validate()?;
+        let what = format!("pre-train on {}", req.dataset);
+        let opts = PretrainOptions {
+            dataset: req.dataset,
+            config: req.config,
+            run: req.run,
+            init: tessera::train::InitFrom::Random,
+            device: req.device,
+        };
+        self.spawn_job(what, sink, on_end, move |store, cancel, sink| {
+            tessera::train::pretrain(store, &opts, sink, cancel)
+        })
+    }
+
+    /// Continues a stopped run from its last checkpoint (on the device it started on, or the
+    /// best one here).
+    pub fn resume(
+        &self,
+        run: &str,
+        sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
+        on_end: impl FnOnce(JobInfo) + Send + 'static,
+    ) -> Result<u64> {
+        self.store().run(run)?;
+        let run = run.to_string();
+        self.spawn_job(
+            format!("resume {run}"),
+            sink,
+            on_end,
+            move |store, cancel, sink| {
+                tessera::train::resume(store, &run, DeviceChoice::Auto, sink, cancel)
+            },
+        )
+    }
+
+    fn spawn_job(
+        &self,
+        what: String,
+        sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
+        on_end: impl FnOnce(JobInfo) + Send + 'static,
+        work: impl FnOnce(
+                &Store,
+                &Cancel,
+                Arc<dyn EventSink>,
+            ) -> std::result::Result<RunReport, TrainError>
+            + Send
+            + 'static,
+    ) -> Result<u64> {
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let sink = sink(id);
+        let cancel = Cancel::new();
+        let info = JobInfo {
+            id,
+            what,
+            state: JobState::Running,
+            report: None,
+            error: None,
+        };
+        lock(&self.jobs).insert(
+            id,
+            Job {
+                info,
+                cancel: cancel.clone(),
+            },
+        );
+        let jobs = self.jobs.clone();
+        let dir = self.data_dir.clone();
+        std::thread::Builder::new()
+            .name(format!("job-{id}"))
+            .spawn(move || {
+                tessera::train::keep_freed_memory();
+                let result = Store::open(&dir)
+                    .map_err(TrainError::from)
+                    .and_then(|store| work(&store, &cancel, sink));
+                let info = {
+                    let mut jobs = lock(&jobs);
+                    let job = jobs.get_mut(&id).expect("jobs are never removed");
+                    match result {
+                        Ok(report) => {
+                            job.info.state = JobState::Finished;
+                            job.info.report = Some(report);
+                        }
+                        Err(e) => {
+                            job.info.state = JobState::Failed;
+                            job.info.error = Some(e.to_string());
+                        }
+                    }
+                    job.info.clone()
+                };
+                on_end(info);
+            })
+            .map_err(|source| CommandError::Io {
+                path: self.data_dir.clone(),
+                source,
+            })?;
+        Ok(id)
+    }
+
+    /// Asks a job to stop: it checkpoints at the next step and ends as `stopped`.
+    pub fn cancel_job(&self, id: u64) -> Result<()> {
+        match lock(&self.jobs).get(&id) {
+            Some(job) => {
+                job.cancel.cancel();
+                Ok(())
+            }
+            None => invalid(format!("no job #{id}")),
+        }
+    }
+
+    pub fn jobs(&self) -> Vec<JobInfo> {
+        let mut all: Vec<JobInfo> = lock(&self.jobs).values().map(|j| j.info.clone()).collect();
+        all.sort_by_key(|j| j.id);
+        all
+    }
+}
+
+/// A blob store name: 64 lower-case hex digits (BLAKE3). Checked before any path is built.
+pub fn is_blob_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

@@ -1,0 +1,308 @@
+//! The window's command layer over a real store: argument checks, the `media:` protocol's
+//! limits, training jobs that stream events, stop when cancelled and resume, and search and
+//! ask through a trained run — what the Tauri commands call, without a window.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera::events::{Event, EventSink, RecordingSink};
+use tessera::ingest::import::{import, ImportFormat, ImportOptions};
+use tessera::model::{DeviceChoice, RunConfig};
+use tessera::store::Store;
+use tessera_app::workbench::{ImageRef, JobInfo, JobState, TrainRequest, Workbench};
+
+const COLOURS: [(&str, [u8; 3]); 3] = [
+    ("red", [220, 30, 30]),
+    ("green", [30, 200, 60]),
+    ("blue", [40, 60, 230]),
+];
+const SHAPES: [&str; 3] = ["square", "circle", "cross"];
+
+fn png(rgb: [u8; 3], shape: usize) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 64, |x, y| {
+        let (dx, dy) = (x as i32 - 32, y as i32 - 32);
+        let inside = match shape {
+            0 => dx.abs() < 18 && dy.abs() < 18,
+            1 => dx * dx + dy * dy < 20 * 20,
+            _ => dx.abs() < 6 || dy.abs() < 6,
+        };
+        image::Rgb(if inside { rgb } else { [128, 128, 128] })
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A data directory with `shapes`: 9 pictures, each captioned with its colour and shape.
+fn store_with_shapes() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("shapes");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (c, (colour, rgb)) in COLOURS.iter().enumerate() {
+        for (s, shape) in SHAPES.iter().enumerate() {
+            let stem = folder.join(format!("{c}{s}"));
+            std::fs::write(stem.with_extension("png"), png(*rgb, s)).unwrap();
+            std::fs::write(stem.with_extension("txt"), format!("a {colour} {shape}")).unwrap();
+        }
+    }
+    let data = tmp.path().join("data");
+    let store = Store::open(&data).unwrap();
+    let report = import(
+        &store,
+        &ImportOptions::new("shapes", ImportFormat::Folder, &folder),
+        Arc::new(tessera::events::NullSink),
+    )
+    .unwrap();
+    assert_eq!(report.added, 9);
+    (tmp, data)
+}
+
+fn err<T: std::fmt::Debug>(r: Result<T, tessera_app::workbench::CommandError>) -> String {
+    r.expect_err("should be refused").to_string()
+}
+
+#[test]
+fn pages_search_and_edits_with_their_arguments_checked() {
+    let (_tmp, data) = store_with_shapes();
+    let wb = Workbench::open(&data).unwrap();
+    let all = wb.items("shapes", 0, 100).unwrap();
+    assert_eq!((all.total, all.items.len()), (9, 9));
+    let page = wb.items("shapes", 4, 3).unwrap();
+    assert_eq!(page.total, 9);
+    let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
+    let expected: Vec<i64> = all.items[4..7].iter().map(|i| i.id).collect();
+    assert_eq!(ids, expected, "a page is the slice of the whole order");
+    assert!(wb.items("shapes", 9, 10).unwrap().items.is_empty());
+    assert!(err(wb.items("shapes", 0, 0)).contains("between 1 and 500"));
+    assert!(err(wb.items("shapes", 0, 100_000)).contains("between 1 and 500"));
+    assert!(err(wb.items("nope", 0, 10)).contains("nope"));
+
+    let hits = wb.search_captions("shapes", "red", 10).unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits.iter().all(|h| h.item.caption.contains("red")));
+    assert!(err(wb.search_captions("shapes", "   ", 10)).contains("empty"));
+    assert!(err(wb.search_captions("shapes", "\"red", 10)).contains("red"));
+
+    let target = hits[0].item.id;
+    wb.edit_caption("shapes", target, "  a crimson square  ")
+        .unwrap();
+    let crimson = wb.search_captions("shapes", "crimson", 10).unwrap();
+    assert_eq!(crimson.len(), 1);
+    assert_eq!(crimson[0].item.caption, "a crimson square");
+    assert!(err(wb.edit_caption("shapes", target, &"x".repeat(3000))).contains("longer than"));
+
+    wb.delete_item("shapes", target).unwrap();
+    assert_eq!(wb.items("shapes", 0, 100).unwrap().total, 8);
+    assert!(err(wb.delete_item("shapes", target)).contains(&format!("#{target}")));
+    let names: Vec<String> = wb.datasets().unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(names, ["shapes"]);
+    assert_eq!(wb.dataset_stats("shapes").unwrap().items, 8);
+}
+
+#[test]
+fn media_serves_catalogued_images_and_nothing_else() {
+    let (_tmp, data) = store_with_shapes();
+    let wb = Workbench::open(&data).unwrap();
+    let item = &wb.items("shapes", 0, 1).unwrap().items[0];
+    let (mime, bytes) = wb.media(&format!("/{}", item.image_hash)).unwrap();
+    assert_eq!(mime, "image/png");
+    assert_eq!(tessera::store::hash_bytes(&bytes), item.image_hash);
+    let (mime, thumb) = wb.media(&format!("/thumb/{}", item.image_hash)).unwrap();
+    assert_eq!(mime, "image/jpeg");
+    assert_eq!(&thumb[..2], &[0xff, 0xd8], "a JPEG thumbnail");
+    // What `convertFileSrc` sends for `thumb/HASH`.
+    assert_eq!(
+        wb.media(&format!("/thumb%2F{}", item.image_hash))
+            .unwrap()
+            .1,
+        thumb
+    );
+    for bad in [
+        "/../catalog.sqlite".to_string(),
+        "/thumb/../../etc/passwd".to_string(),
+        format!("/{}", "0".repeat(64)),
+        format!("/{}/x", item.image_hash),
+        format!("/{}", item.image_hash.to_uppercase()),
+        "/".to_string(),
+    ] {
+        assert!(wb.media(&bad).is_err(), "{bad} must not be served");
+    }
+}
+
+fn tiny(steps: u64) -> RunConfig {
+    let mut cfg = RunConfig::preset("tiny").unwrap();
+    cfg.objectives.select("mlm,itm,contrastive").unwrap();
+    cfg.train.batch = 4;
+    cfg.train.steps = steps;
+    cfg.train.warmup_steps = 0;
+    cfg.train.checkpoint_every = 1000;
+    cfg.train.validate_every = 1000;
+    cfg
+}
+
+/// A sink that records and says when the first training step arrived.
+struct Watch {
+    events: RecordingSink,
+    stepped: mpsc::SyncSender<()>,
+}
+
+impl EventSink for Watch {
+    fn emit(&self, event: Event) {
+        if matches!(event, Event::TrainStep { .. }) {
+            let _ = self.stepped.try_send(());
+        }
+        self.events.emit(event);
+    }
+}
+
+fn wait(rx: &mpsc::Receiver<JobInfo>) -> JobInfo {
+    rx.recv_timeout(Duration::from_secs(300))
+        .expect("the job ended")
+}
+
+#[test]
+fn a_training_job_streams_stops_resumes_and_then_searches() {
+    let (tmp, data) = store_with_shapes();
+    let wb = Workbench::open(&data).unwrap();
+    let request = |steps: u64, run: &str, dataset: &str| TrainRequest {
+        dataset: dataset.into(),
+        config: tiny(steps),
+        run: Some(run.into()),
+        device: DeviceChoice::Cpu,
+    };
+    let no_sink = |_| -> Arc<dyn EventSink> { Arc::new(tessera::events::NullSink) };
+
+    // Refused before anything starts.
+    assert!(err(wb.start_pretrain(request(0, "r", "shapes"), no_sink, |_| {})).contains("steps"));
+    assert!(err(wb.start_pretrain(request(5, "r", "nope"), no_sink, |_| {})).contains("nope"));
+    assert!(err(wb.start_pretrain(request(5, "../r", "shapes"), no_sink, |_| {})).contains("../r"));
+    let mut bad = request(5, "r", "shapes");
+    bad.config.train.batch = 1;
+    assert!(err(wb.start_pretrain(bad, no_sink, |_| {})).contains("batch"));
+    assert!(wb.jobs().is_empty());
+    assert!(err(wb.cancel_job(42)).contains("no job #42"));
+
+    // Start a long run, cancel it after its first step: it checkpoints and stops.
+    let (stepped_tx, stepped) = mpsc::sync_channel(1);
+    let watch = Arc::new(Watch {
+        events: RecordingSink::default(),
+        stepped: stepped_tx,
+    });
+    let (ended_tx, ended) = mpsc::channel();
+    let sink = watch.clone();
+    let tx = ended_tx.clone();
+    let job = wb
+        .start_pretrain(
+            request(100_000, "shapes-run", "shapes"),
+            move |_| sink,
+            move |info| tx.send(info).unwrap(),
+        )
+        .unwrap();
+    stepped
+        .recv_timeout(Duration::from_secs(300))
+        .expect("a first step");
+    assert_eq!(wb.jobs()[0].state, JobState::Running);
+    wb.cancel_job(job).unwrap();
+    let info = wait(&ended);
+    assert_eq!(info.id, job);
+    assert_eq!(info.state, JobState::Finished, "{:?}", info.error);
+    let report = info.report.unwrap();
+    assert_eq!(report.status, "stopped");
+    assert!(report.step >= 1 && report.step < 100_000);
+    let events = watch.events.events();
+    assert!(matches!(
+        events.first(),
+        Some(Event::TrainStarted { device, .. }) if device == "cpu"
+    ));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::TrainFinished { status, .. } if status == "stopped")));
+    let detail = wb.run_detail("shapes-run").unwrap();
+    assert_eq!(detail.run.status.as_str(), "stopped");
+    let loss = detail
+        .curves
+        .iter()
+        .find(|c| c.split == "train" && c.name == "loss")
+        .expect("a train loss curve");
+    assert_eq!(loss.steps.len(), loss.values.len());
+    assert_eq!(*loss.steps.last().unwrap(), report.step);
+
+    // Resume goes on from the checkpoint; stop it again.
+    let (stepped_tx, stepped) = mpsc::sync_channel(1);
+    let watch = Arc::new(Watch {
+        events: RecordingSink::default(),
+        stepped: stepped_tx,
+    });
+    let sink = watch.clone();
+    let tx = ended_tx.clone();
+    let again = wb
+        .resume("shapes-run", move |_| sink, move |i| tx.send(i).unwrap())
+        .unwrap();
+    assert_ne!(again, job);
+    stepped
+        .recv_timeout(Duration::from_secs(300))
+        .expect("a resumed step");
+    wb.cancel_job(again).unwrap();
+    let resumed = wait(&ended).report.unwrap();
+    assert!(
+        resumed.step > report.step,
+        "resumed after step {}",
+        report.step
+    );
+    assert!(matches!(
+        watch.events.events().first(),
+        Some(Event::TrainStarted { step, .. }) if *step == report.step
+    ));
+
+    // Search through the run.
+    let hits = wb
+        .search_text("shapes-run", None, "a red square", 3, false)
+        .unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(err(wb.search_text("shapes-run", None, "x", 0, false)).contains("k must be"));
+    assert!(err(wb.search_text("shapes-run", None, " ", 3, false)).contains("empty"));
+    assert!(err(wb.search_text("ghost", None, "x", 3, false)).contains("ghost"));
+
+    // A file is read only once the user chose it.
+    let outside = tmp.path().join("shapes/00.png");
+    let file = ImageRef::File {
+        path: outside.clone(),
+    };
+    assert!(err(wb.search_image("shapes-run", None, &file, 3, false)).contains("was not chosen"));
+    wb.choose([outside]);
+    let by_image = wb
+        .search_image("shapes-run", None, &file, 3, false)
+        .unwrap();
+    assert_eq!(by_image.len(), 3);
+    let stored = ImageRef::Stored {
+        hash: by_image[0].image_hash.clone(),
+    };
+    assert_eq!(
+        wb.search_image("shapes-run", None, &stored, 1, false)
+            .unwrap()
+            .len(),
+        1
+    );
+    let unknown = ImageRef::Stored {
+        hash: "../../catalog.sqlite".into(),
+    };
+    assert!(err(wb.search_image("shapes-run", None, &unknown, 3, false)).contains("no image"));
+    let not_image = tmp.path().join("shapes/00.txt");
+    wb.choose([not_image.clone()]);
+    let text_file = ImageRef::File { path: not_image };
+    assert!(
+        err(wb.search_image("shapes-run", None, &text_file, 3, false))
+            .contains("not a readable image")
+    );
+
+    // Asking needs a VQA run.
+    assert!(err(wb.ask("shapes-run", &stored, "what colour?", 5)).contains("not a VQA"));
+    assert!(err(wb.ask("shapes-run", &stored, "what colour?", 0)).contains("answers"));
+    let jobs = wb.jobs();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|j| j.state == JobState::Finished));
+}

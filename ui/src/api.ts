@@ -1,0 +1,153 @@
+// The engine as the page sees it: one typed function per Tauri command (src-tauri/src/lib.rs)
+// and the shapes they return. Nothing here decides anything; the engine does.
+import { convertFileSrc, invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+
+export type DatasetSummary = {
+  name: string;
+  created_at: string;
+  items: number;
+  videos: number;
+  failed_videos: number;
+  no_speech_items: number;
+};
+
+export type DatasetStats = {
+  dataset: string;
+  items: number;
+  distinct_images: number;
+  splits: { split: string | null; items: number }[];
+  videos: number;
+  files: number;
+  caption_words_mean: number;
+};
+
+export type Item = {
+  id: number;
+  caption: string;
+  context_before: string;
+  context_after: string;
+  source_path: string;
+  start_s: number | null;
+  end_s: number | null;
+  frame_s: number | null;
+  image_hash: string;
+  no_speech: boolean;
+  split: string | null;
+  question?: string;
+  answers?: unknown;
+  answer_type?: string;
+};
+
+export type ItemsPage = { total: number; offset: number; items: Item[] };
+export type SearchHit = { score: number; snippet: string; item: Item };
+
+export type RunSummary = {
+  id: number;
+  name: string;
+  kind: string;
+  dataset: string | null;
+  status: string;
+  error: string | null;
+  step: number;
+  created_at: string;
+  updated_at: string;
+  parent: string | null;
+  loss: number | null;
+};
+
+export type Curve = { split: string; name: string; steps: number[]; values: number[] };
+export type Evaluation = {
+  kind: string;
+  dataset: string;
+  split: string;
+  step: number;
+  metrics: Record<string, unknown>;
+};
+export type RunDetail = {
+  run: RunSummary;
+  config: Record<string, unknown> | null;
+  curves: Curve[];
+  evaluations: Evaluation[];
+};
+
+export type Hit = {
+  score: number;
+  match_score?: number;
+  image_hash: string;
+  item_id?: number;
+  captions: string[];
+  source?: string;
+};
+
+export type Answer = { answer: string; probability: number };
+export type AskResult = { answers: Answer[]; attention: string };
+
+export type SystemInfo = {
+  data_dir: string;
+  device: string;
+  whisper_models: { path: string; size_bytes: number }[];
+  presets: string[];
+};
+
+export type ObjectiveSettings = { enabled: boolean; [key: string]: number | boolean | string };
+export type RunConfig = {
+  model: Record<string, unknown>;
+  train: { steps: number; batch: number; lr: number; [key: string]: unknown };
+  objectives: Record<string, ObjectiveSettings>;
+  task: unknown;
+};
+
+export type JobInfo = {
+  id: number;
+  what: string;
+  state: 'running' | 'finished' | 'failed';
+  report: { run: string; status: string; step: number; steps: number } | null;
+  error: string | null;
+};
+
+/** An engine event of a job (src/events.rs), tagged by `event`. */
+export type EngineEvent = { job: number; event: string; [key: string]: unknown };
+
+export type ImageRef = { kind: 'stored'; hash: string } | { kind: 'file'; path: string };
+export type Device = 'auto' | 'cpu' | 'metal' | 'cuda';
+
+export const api = {
+  systemInfo: () => invoke<SystemInfo>('system_info'),
+  configPreset: (name: string) => invoke<RunConfig>('config_preset', { name }),
+  datasets: () => invoke<DatasetSummary[]>('datasets'),
+  datasetStats: (dataset: string) => invoke<DatasetStats>('dataset_stats', { dataset }),
+  items: (dataset: string, offset: number, limit: number) =>
+    invoke<ItemsPage>('items', { dataset, offset, limit }),
+  searchCaptions: (dataset: string, query: string, limit = 200) =>
+    invoke<SearchHit[]>('search_captions', { dataset, query, limit }),
+  editCaption: (dataset: string, id: number, caption: string) =>
+    invoke<void>('edit_caption', { dataset, id, caption }),
+  deleteItem: (dataset: string, id: number) => invoke<void>('delete_item', { dataset, id }),
+  runs: () => invoke<RunSummary[]>('runs'),
+  runDetail: (run: string) => invoke<RunDetail>('run_detail', { run }),
+  searchText: (run: string, dataset: string | null, text: string, k: number, rerank: boolean) =>
+    invoke<Hit[]>('search_text', { run, dataset, text, k, rerank }),
+  searchImage: (run: string, dataset: string | null, image: ImageRef, k: number, rerank: boolean) =>
+    invoke<Hit[]>('search_image', { run, dataset, image, k, rerank }),
+  ask: (run: string, image: ImageRef, question: string, top = 5) =>
+    invoke<AskResult>('ask', { run, image, question, top }),
+  pickImage: () => invoke<string | null>('pick_image'),
+  startPretrain: (request: { dataset: string; config: RunConfig; run: string | null; device: Device }) =>
+    invoke<number>('start_pretrain', { request }),
+  resumeRun: (run: string) => invoke<number>('resume_run', { run }),
+  cancelJob: (job: number) => invoke<void>('cancel_job', { job }),
+  jobs: () => invoke<JobInfo[]>('jobs'),
+};
+
+export const onEngineEvent = (f: (e: EngineEvent) => void): Promise<UnlistenFn> =>
+  listen<EngineEvent>('engine', (e) => f(e.payload));
+export const onJobEnded = (f: (j: JobInfo) => void): Promise<UnlistenFn> =>
+  listen<JobInfo>('job-ended', (e) => f(e.payload));
+
+/** The store's images reach the page through the `media:` protocol, by hash only. */
+export const imageUrl = (hash: string) => convertFileSrc(hash, 'media');
+export const thumbUrl = (hash: string) => convertFileSrc(`thumb/${hash}`, 'media');
+
+/** Errors from commands arrive as the engine's message. */
+export const message = (e: unknown) => (typeof e === 'string' ? e : e instanceof Error ? e.message : String(e));

@@ -1,0 +1,262 @@
+import { useEffect, useRef, useState } from 'react';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { api, imageUrl, message, thumbUrl, type Item, type SearchHit } from '../api';
+import { Empty, ErrorBox, Loading, Show, useLoad } from '../components/load';
+
+const PAGE = 200;
+const TILE = 176;
+
+const time = (s: number | null) =>
+  s == null ? '' : `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
+
+/** Every item of a data set in a virtualised grid (pages fetched as they scroll into view), or
+ * the hits of a full-text search; one item at a time in the side panel. */
+export function Browser({ dataset, datasets }: { dataset: string | null; datasets: string[] }) {
+  const [name, setName] = useState<string | null>(dataset ?? datasets[0] ?? null);
+  const [query, setQuery] = useState('');
+  const [submitted, setSubmitted] = useState('');
+  const [selected, setSelected] = useState<Item | null>(null);
+  const [version, setVersion] = useState(0);
+  useEffect(() => setSelected(null), [name, submitted]);
+  if (!name) return <Empty>No data set to browse yet.</Empty>;
+  return (
+    <section className="browser">
+      <header className="bar">
+        <h1>Browse</h1>
+        <select aria-label="data set" value={name} onChange={(e) => setName(e.target.value)}>
+          {datasets.map((d) => (
+            <option key={d}>{d}</option>
+          ))}
+        </select>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setSubmitted(query.trim());
+          }}
+        >
+          <input
+            aria-label="search captions"
+            placeholder='Search captions: words, "a phrase", prefix*'
+            value={query}
+            onChange={(e) => setQuery(e.target.value)}
+          />
+          <button type="submit">Search</button>
+          {submitted && (
+            <button
+              type="button"
+              onClick={() => {
+                setQuery('');
+                setSubmitted('');
+              }}
+            >
+              Clear
+            </button>
+          )}
+        </form>
+      </header>
+      <div className="split">
+        <div className="pane">
+          {submitted ? (
+            <SearchResults key={`${name}/${submitted}/${version}`} dataset={name} query={submitted} select={setSelected} />
+          ) : (
+            <Grid key={`${name}/${version}`} dataset={name} select={setSelected} selected={selected?.id} />
+          )}
+        </div>
+        {selected && (
+          <ItemPanel
+            key={selected.id}
+            dataset={name}
+            item={selected}
+            changed={(item) => {
+              setSelected(item);
+              setVersion((v) => v + 1);
+            }}
+          />
+        )}
+      </div>
+    </section>
+  );
+}
+
+function SearchResults({ dataset, query, select }: { dataset: string; query: string; select: (i: Item) => void }) {
+  const [hits] = useLoad(() => api.searchCaptions(dataset, query), [dataset, query]);
+  return (
+    <Show what="search results" result={hits}>
+      {(list: SearchHit[]) =>
+        list.length === 0 ? (
+          <Empty>No caption in {dataset} matches “{query}”.</Empty>
+        ) : (
+          <ol className="hits" aria-label="search results">
+            {list.map((h) => (
+              <li key={h.item.id} className="clickable" onClick={() => select(h.item)}>
+                <img src={thumbUrl(h.item.image_hash)} alt="" loading="lazy" />
+                <div>
+                  <div className="caption">{h.item.caption || h.item.question || h.item.source_path}</div>
+                  <div className="muted">{h.snippet.replace(/\[|\]/g, '')}</div>
+                </div>
+              </li>
+            ))}
+          </ol>
+        )
+      }
+    </Show>
+  );
+}
+
+function Grid({ dataset, select, selected }: { dataset: string; select: (i: Item) => void; selected?: number }) {
+  const scroller = useRef<HTMLDivElement>(null);
+  const [total, setTotal] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const pages = useRef(new Map<number, Item[] | 'loading'>());
+  const [, redraw] = useState(0);
+  const [columns, setColumns] = useState(4);
+
+  const fetchPage = (page: number) => {
+    if (pages.current.has(page)) return;
+    pages.current.set(page, 'loading');
+    api.items(dataset, page * PAGE, PAGE).then(
+      (p) => {
+        pages.current.set(page, p.items);
+        setTotal(p.total);
+        redraw((n) => n + 1);
+      },
+      (e) => setError(message(e)),
+    );
+  };
+  useEffect(() => fetchPage(0), []); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const fit = () => setColumns(Math.max(1, Math.floor(el.clientWidth / TILE)));
+    fit();
+    const ro = new ResizeObserver(fit);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [total]);
+
+  const rows = total == null ? 0 : Math.ceil(total / columns);
+  const virtual = useVirtualizer({
+    count: rows,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => TILE + 40,
+    overscan: 3,
+  });
+  if (error) return <ErrorBox error={error} />;
+  if (total == null) return <Loading what="items" />;
+  if (total === 0) return <Empty>{dataset} has no items.</Empty>;
+  const item = (i: number): Item | 'loading' => {
+    const page = Math.floor(i / PAGE);
+    const p = pages.current.get(page);
+    if (p === undefined) fetchPage(page);
+    return p === undefined || p === 'loading' ? 'loading' : p[i % PAGE];
+  };
+  return (
+    <div className="grid-scroll" ref={scroller} aria-label="items" data-total={total}>
+      <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
+        {virtual.getVirtualItems().map((row) => (
+          <div
+            key={row.key}
+            className="grid-row"
+            style={{ transform: `translateY(${row.start}px)`, gridTemplateColumns: `repeat(${columns}, 1fr)` }}
+          >
+            {Array.from({ length: columns }, (_, c) => row.index * columns + c)
+              .filter((i) => i < total)
+              .map((i) => {
+                const it = item(i);
+                return it === 'loading' ? (
+                  <div key={i} className="tile placeholder" />
+                ) : (
+                  <figure
+                    key={i}
+                    className={`tile clickable${selected === it.id ? ' selected' : ''}`}
+                    onClick={() => select(it)}
+                    data-item={it.id}
+                  >
+                    <img src={thumbUrl(it.image_hash)} alt="" loading="lazy" />
+                    <figcaption>{it.caption || it.question || '(no caption)'}</figcaption>
+                  </figure>
+                );
+              })}
+          </div>
+        ))}
+      </div>
+    </div>
+  );
+}
+
+function ItemPanel({ dataset, item, changed }: { dataset: string; item: Item; changed: (i: Item | null) => void }) {
+  const [caption, setCaption] = useState(item.caption);
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+  const save = () =>
+    api.editCaption(dataset, item.id, caption).then(
+      () => {
+        setSaved(true);
+        setError(null);
+        changed({ ...item, caption: caption.trim() });
+      },
+      (e) => setError(message(e)),
+    );
+  const remove = () =>
+    api.deleteItem(dataset, item.id).then(
+      () => changed(null),
+      (e) => setError(message(e)),
+    );
+  return (
+    <aside className="panel" aria-label="item">
+      <img src={imageUrl(item.image_hash)} alt={item.caption} />
+      <label>
+        caption
+        <textarea
+          aria-label="caption"
+          value={caption}
+          rows={3}
+          onChange={(e) => {
+            setCaption(e.target.value);
+            setSaved(false);
+          }}
+        />
+      </label>
+      <div className="row">
+        <button onClick={save} disabled={caption === item.caption}>
+          Save caption
+        </button>
+        <button className="danger" onClick={remove}>
+          Delete item
+        </button>
+        {saved && <span className="ok">saved</span>}
+      </div>
+      {error && <ErrorBox error={error} />}
+      {item.question && (
+        <p>
+          <b>Q:</b> {item.question} <span className="muted">{JSON.stringify(item.answers)}</span>
+        </p>
+      )}
+      {(item.context_before || item.context_after) && (
+        <div className="context">
+          <p className="muted">{item.context_before}</p>
+          <p>
+            <b>{item.caption}</b>
+          </p>
+          <p className="muted">{item.context_after}</p>
+        </div>
+      )}
+      <dl>
+        <dt>source</dt>
+        <dd>{item.source_path}</dd>
+        {item.start_s != null && (
+          <>
+            <dt>time</dt>
+            <dd>
+              {time(item.start_s)}–{time(item.end_s)} (frame at {time(item.frame_s)})
+            </dd>
+          </>
+        )}
+        <dt>split</dt>
+        <dd>{item.split ?? '—'}</dd>
+        <dt>item</dt>
+        <dd>#{item.id}</dd>
+      </dl>
+    </aside>
+  );
+}

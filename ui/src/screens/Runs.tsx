@@ -1,0 +1,133 @@
+import { useMemo, useState } from 'react';
+import { api, type RunDetail } from '../api';
+import { LineChart } from '../components/Chart';
+import { Empty, Show, useLoad } from '../components/load';
+
+const fmt = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : JSON.stringify(v));
+
+/** Every run with its status and last loss; tick several to overlay a metric's curves. */
+export function Runs() {
+  const [runs, reload] = useLoad(() => api.runs(), []);
+  const [picked, setPicked] = useState<string[]>([]);
+  const [metric, setMetric] = useState('loss');
+  const [details] = useLoad(() => Promise.all(picked.map((r) => api.runDetail(r))), [picked.join('\n')]);
+  return (
+    <section>
+      <header className="bar">
+        <h1>Runs</h1>
+        <button onClick={reload}>Refresh</button>
+      </header>
+      <Show what="runs" result={runs}>
+        {(list) =>
+          list.length === 0 ? (
+            <Empty>
+              No runs yet. Start one in Train, or <code>tessera pretrain --dataset D --config models/tiny.toml</code>.
+            </Empty>
+          ) : (
+            <table className="table" aria-label="runs">
+              <thead>
+                <tr>
+                  <th />
+                  <th>run</th>
+                  <th>kind</th>
+                  <th>data set</th>
+                  <th>status</th>
+                  <th className="num">step</th>
+                  <th className="num">loss</th>
+                  <th>from</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((r) => (
+                  <tr key={r.name}>
+                    <td>
+                      <input
+                        type="checkbox"
+                        aria-label={`compare ${r.name}`}
+                        checked={picked.includes(r.name)}
+                        onChange={(e) =>
+                          setPicked((p) => (e.target.checked ? [...p, r.name] : p.filter((x) => x !== r.name)))
+                        }
+                      />
+                    </td>
+                    <td>{r.name}</td>
+                    <td>{r.kind}</td>
+                    <td>{r.dataset ?? '—'}</td>
+                    <td title={r.error ?? ''}>{r.status}</td>
+                    <td className="num">{r.step}</td>
+                    <td className="num">{r.loss == null ? '—' : r.loss.toFixed(4)}</td>
+                    <td>{r.parent ?? ''}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
+      </Show>
+      {picked.length > 0 && (
+        <Show what="curves" result={details}>
+          {(ds) => <Compare details={ds} metric={metric} setMetric={setMetric} />}
+        </Show>
+      )}
+    </section>
+  );
+}
+
+function Compare({ details, metric, setMetric }: { details: RunDetail[]; metric: string; setMetric: (m: string) => void }) {
+  const names = useMemo(
+    () => Array.from(new Set(details.flatMap((d) => d.curves.map((c) => `${c.split} ${c.name}`)))).sort(),
+    [details],
+  );
+  const chosen = names.includes(`train ${metric}`) ? `train ${metric}` : names.includes(metric) ? metric : names[0];
+  const series = useMemo(
+    () =>
+      details.flatMap((d) =>
+        d.curves
+          .filter((c) => `${c.split} ${c.name}` === chosen)
+          .map((c) => ({ label: d.run.name, x: c.steps, y: c.values })),
+      ),
+    [details, chosen],
+  );
+  return (
+    <div className="compare">
+      <label>
+        metric
+        <select aria-label="metric" value={chosen} onChange={(e) => setMetric(e.target.value)}>
+          {names.map((n) => (
+            <option key={n}>{n}</option>
+          ))}
+        </select>
+      </label>
+      {series.length > 0 ? <LineChart series={series} title={chosen} /> : <Empty>No {chosen} recorded.</Empty>}
+      {details.some((d) => d.evaluations.length > 0) && (
+        <table className="table" aria-label="evaluations">
+          <thead>
+            <tr>
+              <th>run</th>
+              <th>evaluation</th>
+              <th>metrics</th>
+            </tr>
+          </thead>
+          <tbody>
+            {details.flatMap((d) =>
+              d.evaluations.map((e) => (
+                <tr key={`${d.run.name}/${e.kind}/${e.dataset}/${e.split}`}>
+                  <td>{d.run.name}</td>
+                  <td>
+                    {e.kind} on {e.dataset}/{e.split} @ {e.step}
+                  </td>
+                  <td>
+                    {Object.entries(e.metrics)
+                      .filter(([, v]) => typeof v === 'number')
+                      .map(([k, v]) => `${k} ${fmt(v)}`)
+                      .join(' · ')}
+                  </td>
+                </tr>
+              )),
+            )}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,141 @@
+// A stand-in engine for the page's tests: answers each command the way src-tauri's workbench
+// does (same shapes, same argument checks that matter to the page), from fixed data.
+export type Call = { cmd: string; args: Record<string, unknown> };
+
+const HASH = (i: number) => i.toString(16).padStart(64, '0');
+const TOTAL = 100_000;
+
+const item = (i: number) => ({
+  id: i + 1,
+  caption: i % 2 ? `a red circle number ${i}` : `a blue triangle number ${i}`,
+  context_before: i === 0 ? 'said before' : '',
+  context_after: i === 0 ? 'said after' : '',
+  source_path: `/data/shapes/${i}.png`,
+  start_s: null,
+  end_s: null,
+  frame_s: null,
+  image_hash: HASH(i % 5000),
+  no_speech: false,
+  split: i % 10 === 0 ? 'test' : 'train',
+});
+
+const datasets = [
+  { name: 'shapes', created_at: '2026-11-20T10:00:00Z', items: TOTAL, videos: 0, failed_videos: 0, no_speech_items: 0 },
+  { name: 'talks', created_at: '2026-11-21T09:30:00Z', items: 42, videos: 3, failed_videos: 1, no_speech_items: 5 },
+];
+
+const runs = [
+  { id: 2, name: 'shapes-vqa-1', kind: 'finetune', dataset: 'shapes', status: 'finished', error: null, step: 300, created_at: '', updated_at: '', parent: 'shapes-1', loss: 0.41 },
+  { id: 1, name: 'shapes-1', kind: 'pretrain', dataset: 'shapes', status: 'stopped', error: null, step: 200, created_at: '', updated_at: '', parent: null, loss: 2.5 },
+];
+
+/** Runs started through `start_pretrain` in this page. */
+const started: typeof runs = [];
+
+const curve = (name: string, from: number, steps: number) => ({
+  split: 'train',
+  name,
+  steps: Array.from({ length: steps }, (_, i) => (i + 1) * 10),
+  values: Array.from({ length: steps }, (_, i) => from / (1 + i / 5)),
+});
+
+const objectives = {
+  mlm: { enabled: true, weight: 1, mask_ratio: 0.15 },
+  mim: { enabled: true, weight: 1, mask_ratio: 0.75 },
+  itm: { enabled: true, weight: 1 },
+  contrastive: { enabled: false, weight: 1, temperature: 0.07 },
+};
+
+const config = {
+  model: { hidden: 128, layers: 2, heads: 4, image_size: 64, patch_size: 16 },
+  train: { steps: 200, batch: 16, lr: 0.001 },
+  objectives,
+  task: 'pretrain',
+};
+
+function full(cmd: string, a: Record<string, unknown>): unknown {
+  switch (cmd) {
+    case 'datasets':
+      return datasets;
+    case 'runs':
+      return runs;
+    case 'system_info':
+      return {
+        data_dir: '/home/me/.local/share/tessera',
+        device: 'cpu',
+        whisper_models: [{ path: '/home/me/.local/share/tessera/models/ggml-tiny.en.bin', size_bytes: 77_691_713 }],
+        presets: ['tiny', 'small', 'base'],
+      };
+    case 'config_preset':
+      if (a.name !== 'tiny' && a.name !== 'small' && a.name !== 'base') throw `unknown model config ${JSON.stringify(a.name)}`;
+      return structuredClone(config);
+    case 'items': {
+      const { dataset, offset, limit } = a as { dataset: string; offset: number; limit: number };
+      if (dataset !== 'shapes') return { total: 0, offset, items: [] };
+      const n = Math.max(0, Math.min(limit, TOTAL - offset));
+      return { total: TOTAL, offset, items: Array.from({ length: n }, (_, i) => item(offset + i)) };
+    }
+    case 'search_captions': {
+      const q = String(a.query);
+      if ((q.match(/"/g) ?? []).length % 2) throw `search query ${JSON.stringify(q)}: unterminated string`;
+      if (!q.includes('red')) return [];
+      return [1, 3, 5].map((i) => ({ score: 3 - i / 10, snippet: `a [red] circle number ${i}`, item: item(i) }));
+    }
+    case 'edit_caption':
+    case 'delete_item':
+      return null;
+    case 'run_detail': {
+      const run = [...runs, ...started].find((r) => r.name === a.run);
+      if (!run) throw `no training run named ${JSON.stringify(a.run)}`;
+      return {
+        run,
+        config,
+        curves: [curve('loss', run.id === 1 ? 9 : 3, 20), curve('mlm_loss', 6, 20)],
+        evaluations:
+          run.kind === 'finetune'
+            ? [{ kind: 'vqa', dataset: 'shapes', split: 'test', step: 300, metrics: { accuracy: 0.8621, questions: 9673 } }]
+            : [],
+      };
+    }
+    case 'search_text':
+      if (!String(a.text).trim()) throw 'the search text is empty';
+      return [0, 1, 2].map((i) => ({ score: 0.9 - i / 10, image_hash: HASH(i), item_id: i + 1, captions: [item(i).caption] }));
+    case 'search_image':
+      return [0, 1].map((i) => ({ score: 0.8 - i / 10, image_hash: HASH(i), item_id: i + 1, captions: [`caption for ${i}`] }));
+    case 'pick_image':
+      return '/home/me/Pictures/shape.png';
+    case 'ask':
+      if (!String(a.question).trim()) throw 'the question is empty';
+      return {
+        answers: [
+          { answer: 'red', probability: 0.91 },
+          { answer: 'blue', probability: 0.05 },
+          { answer: 'green', probability: 0.02 },
+          { answer: 'yes', probability: 0.01 },
+          { answer: 'no', probability: 0.01 },
+        ],
+        attention: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC',
+      };
+    case 'start_pretrain': {
+      const req = a.request as { dataset: string; run: string | null };
+      started.push({ ...runs[1], id: 3, name: req.run ?? 'shapes-3', dataset: req.dataset, status: 'running', step: 0 });
+      return 7;
+    }
+    case 'resume_run':
+      return 8;
+    case 'cancel_job':
+      return null;
+    case 'jobs':
+      return [];
+  }
+  throw `the mock engine has no command ${cmd}`;
+}
+
+export function engine(scenario: string, cmd: string, a: Record<string, unknown>): unknown {
+  if (scenario === 'error') throw 'database disk image is malformed: /home/me/.local/share/tessera/catalog.sqlite';
+  if (scenario === 'empty') {
+    if (cmd === 'datasets' || cmd === 'runs') return [];
+    if (cmd === 'system_info') return { ...(full(cmd, a) as object), whisper_models: [] };
+  }
+  return full(cmd, a);
+}

@@ -1,0 +1,240 @@
+// Every screen's main flow and its error state, in a real browser, against the page with the
+// engine mocked (test/engine.ts): clicks and typing in, assertions on what is shown.
+import { expect, test, type Page } from '@playwright/test';
+import '../test/harness-types';
+
+const open = async (page: Page, scenario = 'full') => {
+  await page.goto(`/test/harness.html?scenario=${scenario}`);
+  await expect(page.getByRole('navigation', { name: 'screens' })).toBeVisible();
+};
+const go = (page: Page, screen: string) => page.getByRole('navigation').getByRole('button', { name: screen }).click();
+const calls = (page: Page, cmd: string) =>
+  page.evaluate((c) => window.__calls.filter((x) => x.cmd === c).map((x) => x.args), cmd);
+const emit = (page: Page, name: string, payload: unknown) =>
+  page.evaluate(([n, p]) => window.__emit(n as string, p), [name, payload] as const);
+
+test('library lists data sets with counts and opens one in the browser', async ({ page }) => {
+  await open(page);
+  const rows = page.getByRole('table', { name: 'data sets' }).locator('tbody tr');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.nth(0)).toContainText('shapes');
+  await expect(rows.nth(0)).toContainText('100,000');
+  await expect(rows.nth(1)).toContainText('talks');
+  await rows.nth(0).click();
+  await expect(page.getByRole('heading', { name: 'Browse' })).toBeVisible();
+  await expect(page.getByLabel('data set', { exact: true })).toHaveValue('shapes');
+});
+
+test('library: empty and error states', async ({ page }) => {
+  await open(page, 'empty');
+  await expect(page.getByText('No data sets yet')).toBeVisible();
+  await open(page, 'error');
+  await expect(page.getByRole('alert')).toContainText('database disk image is malformed');
+});
+
+test('the grid is virtualised: 100k items, a few tiles in the page, pages fetched on scroll', async ({ page }) => {
+  await open(page);
+  await go(page, 'Browse');
+  const grid = page.getByLabel('items');
+  await expect(grid).toHaveAttribute('data-total', '100000');
+  await expect(page.locator('figure.tile').first()).toContainText('a blue triangle number 0');
+  const tiles = await page.locator('figure.tile, .tile.placeholder').count();
+  expect(tiles).toBeGreaterThan(4);
+  expect(tiles).toBeLessThan(200);
+  await grid.evaluate((el) => (el.scrollTop = el.scrollHeight / 2));
+  await expect(page.locator('figure.tile[data-item="50001"]')).toBeVisible();
+  const offsets = (await calls(page, 'items')).map((a) => a.offset as number);
+  expect(offsets).toContain(0);
+  expect(Math.max(...offsets)).toBeGreaterThanOrEqual(49_800);
+  // Only the pages in view were asked for, not the whole data set.
+  expect(offsets.length).toBeLessThan(10);
+});
+
+test('browser: search, open an item, edit its caption, delete it; bad query and no hits', async ({ page }) => {
+  await open(page);
+  await go(page, 'Browse');
+  await page.getByLabel('search captions').fill('red');
+  await page.getByRole('button', { name: 'Search' }).click();
+  const hits = page.getByRole('list', { name: 'search results' }).locator('li');
+  await expect(hits).toHaveCount(3);
+  await hits.nth(1).click();
+  const panel = page.getByRole('complementary', { name: 'item' });
+  await expect(panel).toContainText('#4');
+  await panel.getByLabel('caption').fill('  a red circle, edited  ');
+  await panel.getByRole('button', { name: 'Save caption' }).click();
+  await expect(panel.getByText('saved')).toBeVisible();
+  expect(await calls(page, 'edit_caption')).toEqual([{ dataset: 'shapes', id: 4, caption: '  a red circle, edited  ' }]);
+  await panel.getByRole('button', { name: 'Delete item' }).click();
+  await expect(panel).toBeHidden();
+  expect(await calls(page, 'delete_item')).toEqual([{ dataset: 'shapes', id: 4 }]);
+
+  await page.getByLabel('search captions').fill('purple');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await expect(page.getByText('No caption in shapes matches “purple”.')).toBeVisible();
+  await page.getByLabel('search captions').fill('"red');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await expect(page.getByRole('alert')).toContainText('unterminated string');
+});
+
+test('browser: a video item shows its context; an empty data set says so', async ({ page }) => {
+  await open(page);
+  await go(page, 'Browse');
+  await page.locator('figure.tile[data-item="1"]').click();
+  const panel = page.getByRole('complementary', { name: 'item' });
+  await expect(panel).toContainText('said before');
+  await expect(panel).toContainText('said after');
+  await page.getByLabel('data set', { exact: true }).selectOption('talks');
+  await expect(page.getByText('talks has no items.')).toBeVisible();
+});
+
+test('train: objectives switched and steps set reach the engine; live progress; stop and resume', async ({ page }) => {
+  await open(page);
+  await go(page, 'Train');
+  await expect(page.getByLabel('objective mlm')).toBeChecked();
+  await page.getByLabel('objective mlm').uncheck();
+  await page.getByLabel('objective contrastive').check();
+  await page.getByLabel('mim mask_ratio').fill('0.5');
+  await page.getByLabel('steps').fill('50');
+  await page.getByLabel('run name').fill('my-run');
+  await page.getByRole('button', { name: 'Start' }).click();
+  const [req] = (await calls(page, 'start_pretrain')).map((a) => a.request as any);
+  expect(req.dataset).toBe('shapes');
+  expect(req.run).toBe('my-run');
+  expect(req.config.train.steps).toBe(50);
+  expect(req.config.objectives.mlm.enabled).toBe(false);
+  expect(req.config.objectives.contrastive.enabled).toBe(true);
+  expect(req.config.objectives.mim.mask_ratio).toBe(0.5);
+
+  await emit(page, 'engine', { job: 7, event: 'train_started', run: 'my-run', step: 0, steps: 50, device: 'cpu' });
+  await emit(page, 'engine', { job: 7, event: 'train_step', step: 1, steps: 50, loss: 9.5, samples_per_s: 32 });
+  await emit(page, 'engine', { job: 7, event: 'train_step', step: 2, steps: 50, loss: 9.1, samples_per_s: 32 });
+  // Events of another job are not this screen's.
+  await emit(page, 'engine', { job: 99, event: 'train_step', step: 40, steps: 50, loss: 1, samples_per_s: 1 });
+  const live = page.getByLabel('training');
+  await expect(live).toContainText('step 2/50');
+  await expect(live).toContainText('device cpu');
+  await expect(live).toContainText('32.0 samples/s');
+  await expect(live).toContainText('ETA 24 s');
+  // The run's stored per-objective curves are drawn.
+  await expect(live.locator('.chart')).toHaveAttribute('data-series', /train mlm_loss/);
+
+  await page.getByRole('button', { name: 'Stop' }).click();
+  expect(await calls(page, 'cancel_job')).toEqual([{ job: 7 }]);
+  await emit(page, 'job-ended', { id: 7, what: 'pre-train', state: 'finished', report: { run: 'my-run', status: 'stopped', step: 2, steps: 50 }, error: null });
+  await expect(live).toContainText('stopped');
+  await page.getByRole('button', { name: 'Resume my-run' }).click();
+  expect(await calls(page, 'resume_run')).toEqual([{ run: 'my-run' }]);
+});
+
+test('train: an engine refusal is shown', async ({ page }) => {
+  await open(page);
+  await go(page, 'Train');
+  await page.getByLabel('model config').selectOption('small');
+  await page.evaluate(() => (window.__fail.start_pretrain = 'train.batch must be at least 2'));
+  await page.getByRole('button', { name: 'Start' }).click();
+  await expect(page.getByRole('alert')).toContainText('train.batch must be at least 2');
+});
+
+test('runs: table, overlay two runs, evaluations', async ({ page }) => {
+  await open(page);
+  await go(page, 'Runs');
+  const rows = page.getByRole('table', { name: 'runs' }).locator('tbody tr');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.nth(1)).toContainText('stopped');
+  await page.getByLabel('compare shapes-vqa-1').check();
+  await page.getByLabel('compare shapes-1').check();
+  const chart = page.locator('.compare .chart');
+  await expect(chart).toHaveAttribute('data-series', 'shapes-vqa-1|shapes-1');
+  await expect(chart.locator('canvas')).toBeVisible();
+  await page.getByLabel('metric').selectOption('train mlm_loss');
+  await expect(page.locator('.compare .u-title')).toHaveText('train mlm_loss');
+  await expect(page.getByRole('table', { name: 'evaluations' })).toContainText('accuracy 0.8621');
+});
+
+test('runs: empty and error states', async ({ page }) => {
+  await open(page, 'empty');
+  await go(page, 'Runs');
+  await expect(page.getByText('No runs yet.')).toBeVisible();
+  await open(page, 'error');
+  await go(page, 'Runs');
+  await expect(page.getByRole('alert')).toContainText('malformed');
+});
+
+test('retrieval: text to images, image to captions, re-rank flag; errors shown', async ({ page }) => {
+  await open(page);
+  await go(page, 'Retrieval');
+  await page.getByLabel('text query').fill('a red circle');
+  await page.getByLabel('re-rank').check();
+  await page.getByRole('button', { name: 'Find images' }).click();
+  const ranked = page.getByRole('list', { name: 'ranked results' }).locator('li');
+  await expect(ranked).toHaveCount(3);
+  await expect(ranked.first()).toContainText('0.900');
+  await expect(ranked.first().locator('img')).toHaveAttribute('src', /^media:\/\/localhost\/thumb/);
+  expect(await calls(page, 'search_text')).toEqual([
+    { run: 'shapes-vqa-1', dataset: null, text: 'a red circle', k: 12, rerank: true },
+  ]);
+  await page.getByRole('button', { name: 'Find captions for an image…' }).click();
+  await expect(ranked).toHaveCount(2);
+  await expect(ranked.first()).toContainText('caption for 0');
+  const [img] = await calls(page, 'search_image');
+  expect(img.image).toEqual({ kind: 'file', path: '/home/me/Pictures/shape.png' });
+
+  await page.getByLabel('text query').fill('   ');
+  await page.getByRole('button', { name: 'Find images' }).click();
+  await expect(page.getByRole('alert')).toContainText('the search text is empty');
+});
+
+test('retrieval and ask without runs say what to do', async ({ page }) => {
+  await open(page, 'empty');
+  await go(page, 'Retrieval');
+  await expect(page.getByText('No trained run yet')).toBeVisible();
+  await go(page, 'Ask');
+  await expect(page.getByText('No fine-tuned run yet')).toBeVisible();
+});
+
+test('ask: pick an image, ask, see answers with probabilities, attention and history', async ({ page }) => {
+  await open(page);
+  await go(page, 'Ask');
+  const askButton = page.getByRole('main').getByRole('button', { name: 'Ask' });
+  await expect(askButton).toBeDisabled();
+  await page.getByLabel('pick an image').locator('img').nth(2).click();
+  await page.getByLabel('question').fill('what color is the shape?');
+  await askButton.click();
+  const answers = page.getByRole('list', { name: 'answers' }).locator('li');
+  await expect(answers).toHaveCount(5);
+  await expect(answers.first()).toContainText('red');
+  await expect(answers.first()).toContainText('91.0%');
+  await expect(page.getByAltText('attention over the image')).toHaveAttribute('src', /^data:image\/png;base64,/);
+  const [a] = await calls(page, 'ask');
+  expect(a).toMatchObject({ run: 'shapes-vqa-1', question: 'what color is the shape?', image: { kind: 'stored', hash: '2'.padStart(64, '0') } });
+
+  await page.getByLabel('question').fill('is there a circle?');
+  await askButton.click();
+  await expect(page.getByRole('list', { name: 'history' })).toContainText('what color is the shape? → red');
+
+  await page.getByLabel('question').fill(' ');
+  await askButton.click();
+  await expect(page.getByRole('alert')).toContainText('the question is empty');
+});
+
+test('models: device, data directory, whisper models; none installed', async ({ page }) => {
+  await open(page);
+  await go(page, 'Models');
+  await expect(page.getByTestId('device')).toHaveText('cpu');
+  await expect(page.getByRole('table', { name: 'whisper models' })).toContainText('ggml-tiny.en.bin');
+  await expect(page.getByRole('table', { name: 'whisper models' })).toContainText('77.7 MB');
+  await open(page, 'empty');
+  await go(page, 'Models');
+  await expect(page.getByText('None installed.')).toBeVisible();
+  await open(page, 'error');
+  await go(page, 'Models');
+  await expect(page.getByRole('alert')).toContainText('malformed');
+});
+
+test('a POSIX locale ("C", as WebKitGTK reports with LANG unset) does not stop the page', async ({ page }) => {
+  await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'language', { get: () => 'C' }));
+  await open(page);
+  await go(page, 'Runs');
+  await page.getByLabel('compare shapes-1').check();
+  await expect(page.locator('.compare .chart canvas')).toBeVisible();
+});
