@@ -2,7 +2,8 @@
 //! (the CLI as indicatif bars, the app as Tauri events).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A stage of one video's ingestion, in the order they run. Persisted with the job, so a
 /// resumed run starts after the last finished stage.
@@ -182,5 +183,22 @@ impl RecordingSink {
 impl EventSink for RecordingSink {
     fn emit(&self, event: Event) {
         self.0.lock().expect("sink poisoned").push(event);
+    }
+}
+
+/// Asks a running job to stop at its next safe point: training after a checkpoint, an ingest
+/// between videos, an import before it writes anything.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }

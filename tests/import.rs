@@ -147,6 +147,31 @@ fn strict_writes_nothing_on_error() {
 }
 
 #[test]
+fn a_cancelled_import_writes_nothing_and_a_later_run_imports_all() {
+    use std::sync::Arc;
+    use tessera::ingest::import::{import, ImportFormat, ImportOptions};
+    let t = tempfile::tempdir().unwrap();
+    let dir = good_folder(t.path());
+    let store = tessera::store::Store::open(&t.path().join("store")).unwrap();
+    let opts = ImportOptions::new("s", ImportFormat::Folder, &dir);
+    opts.cancel.cancel();
+    let sink = Arc::new(tessera::events::RecordingSink::default());
+    let report = import(&store, &opts, sink.clone()).unwrap();
+    assert!(report.cancelled && report.aborted);
+    assert_eq!((report.added, report.images), (0, 0));
+    assert!(store.datasets().unwrap().is_empty(), "no dataset, no items");
+    assert!(!sink
+        .events()
+        .iter()
+        .any(|e| matches!(e, tessera::events::Event::ImportImageDone { .. })));
+
+    let again = ImportOptions::new("s", ImportFormat::Folder, &dir);
+    let report = import(&store, &again, Arc::new(tessera::events::NullSink)).unwrap();
+    assert!(!report.cancelled);
+    assert_eq!(report.added, 2);
+}
+
+#[test]
 fn jsonl_csv_and_tsv_import_rows() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("store");

@@ -294,3 +294,39 @@ fn mp4_mov_webm_and_mkv_give_the_same_transcript() {
     let out = run_ok(tessera(data.path()).args(["datasets", "list", "--json"]));
     assert_eq!(json(&out)[0]["videos"], 4);
 }
+
+#[test]
+fn a_cancelled_batch_stops_before_its_next_video() {
+    use std::sync::Arc;
+    use tessera::ingest::{ingest_videos, IngestOptions, PairingOptions};
+    let t = tempfile::tempdir().unwrap();
+    let store = tessera::store::Store::open(t.path()).unwrap();
+    let opts = IngestOptions {
+        dataset: "v".into(),
+        model: model(),
+        decode: Default::default(),
+        pairing: PairingOptions::default(),
+        sampling: Default::default(),
+        cancel: Default::default(),
+    };
+    opts.cancel.cancel();
+    let inputs = [composed_path("talk.mp4"), composed_path("noaudio.mp4")];
+    let sink = Arc::new(tessera::events::RecordingSink::default());
+    let report = ingest_videos(&store, &inputs, &opts, sink.clone()).unwrap();
+    assert!(report.cancelled);
+    assert!(report.videos.is_empty(), "no video was started");
+    assert!(!sink
+        .events()
+        .iter()
+        .any(|e| matches!(e, tessera::events::Event::VideoStarted { .. })));
+    // Nothing half-done: the next run ingests both from the start.
+    let again = IngestOptions {
+        cancel: Default::default(),
+        ..opts
+    };
+    let report =
+        ingest_videos(&store, &inputs, &again, Arc::new(tessera::events::NullSink)).unwrap();
+    assert!(!report.cancelled);
+    assert_eq!(report.videos.len(), 2);
+    assert_eq!(report.failed(), 0);
+}

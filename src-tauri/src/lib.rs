@@ -13,8 +13,8 @@ use tessera::index::Hit;
 use tessera::model::RunConfig;
 use tessera::store::{DatasetStats, DatasetSummary, RunSummary, SearchHit};
 use workbench::{
-    AskResult, CommandError, ImageRef, ItemsPage, JobInfo, Result, RunDetail, SystemInfo,
-    TrainRequest, Workbench,
+    AskResult, CommandError, ImageRef, ImportRequest, IngestRequest, ItemsPage, JobInfo, Result,
+    RunDetail, SystemInfo, TrainRequest, Workbench,
 };
 
 type Wb<'a> = State<'a, Arc<Workbench>>;
@@ -146,6 +146,36 @@ async fn pick_image(app: AppHandle, wb: Wb<'_>) -> Result<Option<PathBuf>> {
     Ok(Some(path))
 }
 
+/// What `pick_paths` asks the dialog for.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PickKind {
+    Folder,
+    Files,
+}
+
+/// The file dialog for the Library (a folder, or several files); the chosen paths become
+/// readable by `start_import` and `start_ingest`.
+#[tauri::command]
+async fn pick_paths(app: AppHandle, wb: Wb<'_>, kind: PickKind) -> Result<Vec<PathBuf>> {
+    use tauri_plugin_dialog::DialogExt;
+    let picked = tauri::async_runtime::spawn_blocking(move || {
+        let dialog = app.dialog().file();
+        match kind {
+            PickKind::Folder => dialog.blocking_pick_folder().into_iter().collect(),
+            PickKind::Files => dialog.blocking_pick_files().unwrap_or_default(),
+        }
+    })
+    .await
+    .map_err(|e| CommandError::Invalid(format!("the file dialog failed: {e}")))?;
+    let paths: Vec<PathBuf> = picked
+        .into_iter()
+        .filter_map(|p: tauri_plugin_dialog::FilePath| p.into_path().ok())
+        .collect();
+    wb.choose(paths.iter().cloned());
+    Ok(paths)
+}
+
 /// One engine event of a job, as the page receives it.
 #[derive(Clone, serde::Serialize)]
 struct JobEvent {
@@ -187,6 +217,16 @@ fn on_job_end(app: &AppHandle) -> impl FnOnce(JobInfo) + Send + 'static {
 #[tauri::command]
 async fn start_pretrain(app: AppHandle, wb: Wb<'_>, request: TrainRequest) -> Result<u64> {
     wb.start_pretrain(request, job_sink(&app), on_job_end(&app))
+}
+
+#[tauri::command]
+async fn start_import(app: AppHandle, wb: Wb<'_>, request: ImportRequest) -> Result<u64> {
+    wb.start_import(request, job_sink(&app), on_job_end(&app))
+}
+
+#[tauri::command]
+async fn start_ingest(app: AppHandle, wb: Wb<'_>, request: IngestRequest) -> Result<u64> {
+    wb.start_ingest(request, job_sink(&app), on_job_end(&app))
 }
 
 #[tauri::command]
@@ -276,6 +316,9 @@ pub fn run() -> std::result::Result<(), String> {
             search_image,
             ask,
             pick_image,
+            pick_paths,
+            start_import,
+            start_ingest,
             start_pretrain,
             resume_run,
             cancel_job,
@@ -283,4 +326,52 @@ pub fn run() -> std::result::Result<(), String> {
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The quoted or bare names between `open` and the next `close` of `text`.
+    fn names(text: &str, open: &str, close: &str) -> BTreeSet<String> {
+        let start = text.find(open).expect("the list") + open.len();
+        let end = start + text[start..].find(close).expect("its end");
+        text[start..end]
+            .split(',')
+            .map(|n| n.trim().trim_matches('"').to_string())
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+
+    /// The commands the app declares (build.rs), the ones it registers, and the ones the
+    /// window is granted are the same set: nothing callable is ungranted, nothing granted
+    /// is missing.
+    #[test]
+    fn the_window_is_granted_exactly_the_registered_commands() {
+        let declared = names(include_str!("../build.rs"), "= &[", "];");
+        let registered = names(include_str!("lib.rs"), "generate_handler![", "]");
+        let caps: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/main.json")).unwrap();
+        let granted: BTreeSet<String> = caps["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+            .map(|p| p.replace('-', "_"))
+            .collect();
+        assert_eq!(declared.len(), 21);
+        assert_eq!(declared, registered);
+        assert_eq!(declared, granted);
+        let core: Vec<&str> = caps["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str())
+            .filter(|p| p.contains(':'))
+            .collect();
+        assert_eq!(
+            core,
+            ["core:event:allow-listen", "core:event:allow-unlisten"]
+        );
+    }
 }

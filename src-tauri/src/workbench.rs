@@ -8,15 +8,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
+use tessera::asr::AsrError;
 use tessera::events::EventSink;
 use tessera::index::{Hit, Index};
 use tessera::infer::{Answer, Loaded};
+use tessera::ingest::{
+    import, ingest_videos, ImportError, ImportFormat, ImportOptions, IngestError, IngestOptions,
+};
 use tessera::model::{device_name, select_device, DeviceChoice, ModelError, RunConfig};
 use tessera::store::{
     DatasetStats, DatasetSummary, EvaluationRow, ItemRow, RunSummary, SearchHit, SearchOptions,
     Store, StoreError,
 };
-use tessera::train::{Cancel, PretrainOptions, RunReport, TrainError};
+use tessera::train::{Cancel, PretrainOptions, TrainError};
 
 /// Most rows one call returns: a page of the grid, hits of a search.
 pub const MAX_PAGE: usize = 500;
@@ -34,18 +38,34 @@ pub enum CommandError {
     /// An argument the window sent that cannot be right.
     #[error("{0}")]
     Invalid(String),
+    /// The engine's own error, worded by it (boxed: its errors are large, and every command
+    /// returns this type).
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Train(#[from] TrainError),
-    #[error(transparent)]
-    Model(#[from] ModelError),
+    Engine(Box<dyn std::error::Error + Send + Sync>),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
 }
+
+macro_rules! engine_errors {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CommandError {
+            fn from(e: $error) -> Self {
+                CommandError::Engine(Box::new(e))
+            }
+        }
+    )*};
+}
+engine_errors!(
+    StoreError,
+    TrainError,
+    ModelError,
+    ImportError,
+    IngestError,
+    AsrError
+);
 
 /// The page gets the message: it shows errors, it does not branch on them.
 impl Serialize for CommandError {
@@ -141,6 +161,21 @@ pub struct TrainRequest {
     pub device: DeviceChoice,
 }
 
+/// What the Library starts: one folder, table, shard or annotation file into a data set.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportRequest {
+    pub dataset: String,
+    pub format: ImportFormat,
+    pub path: PathBuf,
+}
+
+/// What the Library starts: videos (files, or folders searched for them) into a data set.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestRequest {
+    pub dataset: String,
+    pub paths: Vec<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -154,8 +189,8 @@ pub struct JobInfo {
     pub id: u64,
     pub what: String,
     pub state: JobState,
-    /// The run's report when it ended, or why it failed.
-    pub report: Option<RunReport>,
+    /// The engine's report when it ended (a run's, an import's, an ingest's), or why it failed.
+    pub report: Option<serde_json::Value>,
     pub error: Option<String>,
 }
 
@@ -385,6 +420,21 @@ impl Workbench {
         }
     }
 
+    /// `path` as the file system names it, if the user chose it in this window.
+    fn chosen_path(&self, path: &Path) -> Result<PathBuf> {
+        let real = path.canonicalize().map_err(|source| CommandError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if !lock(&self.chosen).contains(&real) {
+            return invalid(format!(
+                "{} was not chosen in this window: pick or drop it first",
+                path.display()
+            ));
+        }
+        Ok(real)
+    }
+
     fn image_bytes(&self, image: &ImageRef) -> Result<Vec<u8>> {
         match image {
             ImageRef::Stored { hash } => {
@@ -395,16 +445,7 @@ impl Workbench {
                 Ok(store.blobs().get(hash)?)
             }
             ImageRef::File { path } => {
-                let real = path.canonicalize().map_err(|source| CommandError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                if !lock(&self.chosen).contains(&real) {
-                    return invalid(format!(
-                        "{} was not chosen in this window: pick or drop it first",
-                        path.display()
-                    ));
-                }
+                let real = self.chosen_path(path)?;
                 std::fs::read(&real).map_err(|source| CommandError::Io { path: real, source })
             }
         }
@@ -513,7 +554,7 @@ impl Workbench {
             device: req.device,
         };
         self.spawn_job(what, sink, on_end, move |store, cancel, sink| {
-            tessera::train::pretrain(store, &opts, sink, cancel)
+            report(tessera::train::pretrain(store, &opts, sink, cancel)?)
         })
     }
 
@@ -532,7 +573,13 @@ impl Workbench {
             sink,
             on_end,
             move |store, cancel, sink| {
-                tessera::train::resume(store, &run, DeviceChoice::Auto, sink, cancel)
+                report(tessera::train::resume(
+                    store,
+                    &run,
+                    DeviceChoice::Auto,
+                    sink,
+                    cancel,
+                )?)
             },
         )
     }
@@ -542,11 +589,7 @@ impl Workbench {
         what: String,
         sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
         on_end: impl FnOnce(JobInfo) + Send + 'static,
-        work: impl FnOnce(
-                &Store,
-                &Cancel,
-                Arc<dyn EventSink>,
-            ) -> std::result::Result<RunReport, TrainError>
+        work: impl FnOnce(&Store, &Cancel, Arc<dyn EventSink>) -> Result<serde_json::Value>
             + Send
             + 'static,
     ) -> Result<u64> {
@@ -574,7 +617,7 @@ impl Workbench {
             .spawn(move || {
                 tessera::train::keep_freed_memory();
                 let result = Store::open(&dir)
-                    .map_err(TrainError::from)
+                    .map_err(CommandError::from)
                     .and_then(|store| work(&store, &cancel, sink));
                 let info = {
                     let mut jobs = lock(&jobs);
@@ -600,7 +643,58 @@ impl Workbench {
         Ok(id)
     }
 
-    /// Asks a job to stop: it checkpoints at the next step and ends as `stopped`.
+    /// Imports a folder, table, shard or annotation file the user chose; cancelling it
+    /// writes nothing.
+    pub fn start_import(
+        &self,
+        req: ImportRequest,
+        sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
+        on_end: impl FnOnce(JobInfo) + Send + 'static,
+    ) -> Result<u64> {
+        Store::check_dataset_name(&req.dataset)?;
+        let path = self.chosen_path(&req.path)?;
+        let what = format!("import {} into {}", path.display(), req.dataset);
+        self.spawn_job(what, sink, on_end, move |store, cancel, sink| {
+            let mut opts = ImportOptions::new(&req.dataset, req.format, &path);
+            opts.cancel = cancel.clone();
+            report(import(store, &opts, sink)?)
+        })
+    }
+
+    /// Ingests the videos the user chose (files, or folders searched for videos) with the
+    /// installed Whisper model; cancelling stops before the next video.
+    pub fn start_ingest(
+        &self,
+        req: IngestRequest,
+        sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
+        on_end: impl FnOnce(JobInfo) + Send + 'static,
+    ) -> Result<u64> {
+        Store::check_dataset_name(&req.dataset)?;
+        if req.paths.is_empty() {
+            return invalid("no videos or folders chosen");
+        }
+        let paths = req
+            .paths
+            .iter()
+            .map(|p| self.chosen_path(p))
+            .collect::<Result<Vec<_>>>()?;
+        let model = tessera::asr::resolve_model(None, &self.store().whisper_models_dir())?;
+        let what = format!("ingest {} into {}", paths.len(), req.dataset);
+        self.spawn_job(what, sink, on_end, move |store, cancel, sink| {
+            let opts = IngestOptions {
+                dataset: req.dataset,
+                model,
+                decode: Default::default(),
+                pairing: Default::default(),
+                sampling: Default::default(),
+                cancel: cancel.clone(),
+            };
+            report(ingest_videos(store, &paths, &opts, sink)?)
+        })
+    }
+
+    /// Asks a job to stop at its next safe point (training checkpoints first, and its run
+    /// ends as `stopped`).
     pub fn cancel_job(&self, id: u64) -> Result<()> {
         match lock(&self.jobs).get(&id) {
             Some(job) => {
@@ -616,6 +710,11 @@ impl Workbench {
         all.sort_by_key(|j| j.id);
         all
     }
+}
+
+/// A job's report as the page receives it.
+fn report(r: impl Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(r).map_err(|e| CommandError::Invalid(format!("report: {e}")))
 }
 
 /// A blob store name: 64 lower-case hex digits (BLAKE3). Checked before any path is built.

@@ -12,7 +12,9 @@ use tessera::events::{Event, EventSink, RecordingSink};
 use tessera::ingest::import::{import, ImportFormat, ImportOptions};
 use tessera::model::{DeviceChoice, RunConfig};
 use tessera::store::Store;
-use tessera_app::workbench::{ImageRef, JobInfo, JobState, TrainRequest, Workbench};
+use tessera_app::workbench::{
+    ImageRef, ImportRequest, IngestRequest, JobInfo, JobState, TrainRequest, Workbench,
+};
 
 const COLOURS: [(&str, [u8; 3]); 3] = [
     ("red", [220, 30, 30]),
@@ -210,8 +212,9 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
     assert_eq!(info.id, job);
     assert_eq!(info.state, JobState::Finished, "{:?}", info.error);
     let report = info.report.unwrap();
-    assert_eq!(report.status, "stopped");
-    assert!(report.step >= 1 && report.step < 100_000);
+    assert_eq!(report["status"], "stopped");
+    let stopped_at = report["step"].as_u64().unwrap();
+    assert!((1..100_000).contains(&stopped_at));
     let events = watch.events.events();
     assert!(matches!(
         events.first(),
@@ -228,7 +231,7 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
         .find(|c| c.split == "train" && c.name == "loss")
         .expect("a train loss curve");
     assert_eq!(loss.steps.len(), loss.values.len());
-    assert_eq!(*loss.steps.last().unwrap(), report.step);
+    assert_eq!(*loss.steps.last().unwrap(), stopped_at);
 
     // Resume goes on from the checkpoint; stop it again.
     let (stepped_tx, stepped) = mpsc::sync_channel(1);
@@ -247,14 +250,10 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
         .expect("a resumed step");
     wb.cancel_job(again).unwrap();
     let resumed = wait(&ended).report.unwrap();
-    assert!(
-        resumed.step > report.step,
-        "resumed after step {}",
-        report.step
-    );
+    assert!(resumed["step"].as_u64().unwrap() > stopped_at);
     assert!(matches!(
         watch.events.events().first(),
-        Some(Event::TrainStarted { step, .. }) if *step == report.step
+        Some(Event::TrainStarted { step, .. }) if *step == stopped_at
     ));
 
     // Search through the run.
@@ -305,4 +304,89 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
     let jobs = wb.jobs();
     assert_eq!(jobs.len(), 2);
     assert!(jobs.iter().all(|j| j.state == JobState::Finished));
+}
+
+fn assets() -> PathBuf {
+    std::env::var_os("TESSERA_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/tessera/assets")
+        })
+}
+
+/// Runs a job to its end and returns what `on_end` got, with the events it streamed.
+fn run_job(
+    start: impl FnOnce(
+        Box<dyn FnOnce(u64) -> Arc<dyn EventSink>>,
+        Box<dyn FnOnce(JobInfo) + Send>,
+    ) -> Result<u64, tessera_app::workbench::CommandError>,
+) -> (JobInfo, Vec<Event>) {
+    let events = Arc::new(RecordingSink::default());
+    let sink = events.clone();
+    let (tx, rx) = mpsc::channel();
+    start(
+        Box::new(move |_| sink as Arc<dyn EventSink>),
+        Box::new(move |info| tx.send(info).unwrap()),
+    )
+    .unwrap();
+    (wait(&rx), events.events())
+}
+
+#[test]
+fn import_and_ingest_jobs_read_only_chosen_paths_and_report() {
+    let (tmp, data) = store_with_shapes();
+    let wb = Workbench::open(&data).unwrap();
+    let folder = tmp.path().join("shapes");
+    let request = |dataset: &str| ImportRequest {
+        dataset: dataset.into(),
+        format: ImportFormat::Folder,
+        path: folder.clone(),
+    };
+    let none = |_| -> Arc<dyn EventSink> { Arc::new(tessera::events::NullSink) };
+    assert!(err(wb.start_import(request("copy"), none, |_| {})).contains("was not chosen"));
+    wb.choose([folder.clone()]);
+    assert!(err(wb.start_import(request("no/slash"), none, |_| {})).contains("no/slash"));
+
+    let (info, events) = run_job(|sink, end| wb.start_import(request("copy"), sink, end));
+    assert_eq!(info.state, JobState::Finished, "{:?}", info.error);
+    let report = info.report.unwrap();
+    assert_eq!(report["added"], 9);
+    assert_eq!(report["cancelled"], false);
+    let done = events
+        .iter()
+        .filter(|e| matches!(e, Event::ImportImageDone { ok: true, .. }))
+        .count();
+    assert_eq!(done, 9, "one event per image, for the window's progress");
+    assert_eq!(wb.items("copy", 0, 100).unwrap().total, 9);
+
+    // Videos: the Whisper model must be installed first; then a chosen video goes in.
+    let video = assets().join("composed/talk.mp4");
+    let ingest = |paths: Vec<PathBuf>| IngestRequest {
+        dataset: "talks".into(),
+        paths,
+    };
+    assert!(err(wb.start_ingest(ingest(vec![]), none, |_| {})).contains("no videos"));
+    assert!(err(wb.start_ingest(ingest(vec![video.clone()]), none, |_| {})).contains("not chosen"));
+    wb.choose([video.clone()]);
+    let no_model = err(wb.start_ingest(ingest(vec![video.clone()]), none, |_| {}));
+    assert!(no_model.to_lowercase().contains("model"), "{no_model}");
+    let store = Store::open(&data).unwrap();
+    tessera::asr::install_from_file(
+        "tiny.en",
+        &assets().join("whisper/ggml-tiny.en.bin"),
+        &store.whisper_models_dir(),
+    )
+    .unwrap();
+    let (info, events) =
+        run_job(|sink, end| wb.start_ingest(ingest(vec![video.clone()]), sink, end));
+    assert_eq!(info.state, JobState::Finished, "{:?}", info.error);
+    let report = info.report.unwrap();
+    assert_eq!(report["videos"].as_array().unwrap().len(), 1);
+    assert_eq!(report["videos"][0]["outcome"], "ingested", "{report}");
+    assert!(events.iter().any(
+        |e| matches!(e, Event::StageStarted { stage, .. } if stage.as_str() == "transcribed")
+    ));
+    let items = wb.items("talks", 0, 100).unwrap();
+    assert!(items.total >= 3);
+    assert!(items.items.iter().any(|i| !i.caption.is_empty()));
 }

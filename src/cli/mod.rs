@@ -438,6 +438,7 @@ fn ingest(dir: &Path, args: IngestArgs) -> Result<ExitCode> {
             ..PairingOptions::default()
         },
         sampling: FrameSampling::default(),
+        cancel: Default::default(),
     };
     let sink = Arc::new(progress::BarSink::new());
     let report = ingest_videos(&store, &args.inputs, &opts, sink.clone())?;

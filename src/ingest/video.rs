@@ -45,6 +45,8 @@ pub struct IngestOptions {
     pub decode: DecodeOptions,
     pub pairing: PairingOptions,
     pub sampling: FrameSampling,
+    /// Stops the batch before its next video (the unfinished ones resume on a later run).
+    pub cancel: crate::events::Cancel,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -62,6 +64,8 @@ pub struct IngestReport {
     pub videos: Vec<VideoReport>,
     /// Paths that were not videos we could even open (missing, unreadable directory).
     pub rejected: Vec<(PathBuf, String)>,
+    /// Stopped by [`IngestOptions::cancel`] before every video was done.
+    pub cancelled: bool,
 }
 
 impl IngestReport {
@@ -121,8 +125,13 @@ pub fn ingest_videos(
         dataset: opts.dataset.clone(),
         videos: Vec::new(),
         rejected: found.rejected.clone(),
+        cancelled: false,
     };
     for (index, path) in found.files.iter().enumerate() {
+        if opts.cancel.is_cancelled() {
+            report.cancelled = true;
+            break;
+        }
         sink.emit(Event::VideoStarted {
             index,
             path: path.clone(),

@@ -10,14 +10,13 @@ pub mod optim;
 pub mod run;
 pub mod trainer;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 pub use run::{
     finetune, pretrain, resume, FinetuneOptions, FinetuneTask, InitFrom, Parent, PretrainOptions,
     RunReport,
 };
 pub use trainer::{Losses, Trainer};
+// Training was the first job that could be cancelled; the flag now serves every job.
+pub use crate::events::Cancel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -60,21 +59,5 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_TOP_PAD, 256 << 20);
-    }
-}
-
-/// Asks a running job to stop at the next step boundary (after checkpointing).
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
     }
 }

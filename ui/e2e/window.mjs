@@ -106,6 +106,26 @@ try {
     await shot('5-ask');
   });
 
+  await step('train: start, live progress streamed from the engine, stop, resume offered', async () => {
+    await screen('Train');
+    await choose('train data set', 'e2e-vqa');
+    const steps = await $('input[aria-label="steps"]');
+    await steps.clear();
+    await steps.sendKeys('5000');
+    await (await $('input[aria-label="run name"]')).sendKeys('e2e-live');
+    await (await driver.findElement(By.xpath("//button[text()='Start']"))).click();
+    const live = await $('[aria-label="training"]');
+    await driver.wait(async () => /step ([3-9]|\d\d+)\/5000/.test(await text(live)), WAIT, 'steps stream in');
+    assert.match(await text(live), /device cpu/);
+    assert.match(await text(live), /samples\/s/);
+    await $('[aria-label="training"] .chart canvas');
+    await shot('6-train');
+    await (await driver.findElement(By.xpath("//button[text()='Stop']"))).click();
+    await driver.wait(async () => /stopped/.test(await text(live)), WAIT, 'the run stops');
+    const resume = await driver.findElements(By.xpath("//button[normalize-space(.)='Resume e2e-live']"));
+    assert.equal(resume.length, 1, 'resume is offered');
+  });
+
   await step('runs: both runs listed, curves drawn', async () => {
     await screen('Runs');
     const rows = await $$('table[aria-label="runs"] tbody tr', 2);
@@ -114,7 +134,7 @@ try {
     assert.match(text, /e2e-ask/);
     await (await $('input[aria-label="compare e2e-pre"]')).click();
     await $('.compare .chart canvas');
-    await shot('6-runs');
+    await shot('7-runs');
   });
 } finally {
   await driver.quit();

@@ -19,6 +19,7 @@ export function App() {
   const [shared] = useLoad(
     () => Promise.all([api.datasets(), api.runs(), api.systemInfo()]),
     [screen],
+    true,
   );
   const body = () => {
     if (screen === 'Library')

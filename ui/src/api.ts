@@ -102,12 +102,25 @@ export type JobInfo = {
   id: number;
   what: string;
   state: 'running' | 'finished' | 'failed';
-  report: { run: string; status: string; step: number; steps: number } | null;
+  /** The engine's report: a run's (status, step), an import's (added, problems), an ingest's (videos). */
+  report: Record<string, any> | null;
   error: string | null;
 };
 
 /** An engine event of a job (src/events.rs), tagged by `event`. */
 export type EngineEvent = { job: number; event: string; [key: string]: unknown };
+
+export const IMPORT_FORMATS = {
+  folder: 'Folder of images with .txt/.json captions',
+  jsonl: 'JSONL (image, caption)',
+  csv: 'CSV (image, caption)',
+  tsv: 'TSV (image, caption)',
+  coco: 'COCO / Karpathy captions file',
+  webdataset: 'WebDataset shards',
+  vqa_jsonl: 'VQA JSONL (image, question, answers)',
+  easy_vqa: 'easy-VQA data folder',
+} as const;
+export type ImportFormat = keyof typeof IMPORT_FORMATS;
 
 export type ImageRef = { kind: 'stored'; hash: string } | { kind: 'file'; path: string };
 export type Device = 'auto' | 'cpu' | 'metal' | 'cuda';
@@ -133,6 +146,10 @@ export const api = {
   ask: (run: string, image: ImageRef, question: string, top = 5) =>
     invoke<AskResult>('ask', { run, image, question, top }),
   pickImage: () => invoke<string | null>('pick_image'),
+  pickPaths: (kind: 'folder' | 'files') => invoke<string[]>('pick_paths', { kind }),
+  startImport: (request: { dataset: string; format: ImportFormat; path: string }) =>
+    invoke<number>('start_import', { request }),
+  startIngest: (request: { dataset: string; paths: string[] }) => invoke<number>('start_ingest', { request }),
   startPretrain: (request: { dataset: string; config: RunConfig; run: string | null; device: Device }) =>
     invoke<number>('start_pretrain', { request }),
   resumeRun: (run: string) => invoke<number>('resume_run', { run }),

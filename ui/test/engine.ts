@@ -104,6 +104,14 @@ function full(cmd: string, a: Record<string, unknown>): unknown {
       return [0, 1].map((i) => ({ score: 0.8 - i / 10, image_hash: HASH(i), item_id: i + 1, captions: [`caption for ${i}`] }));
     case 'pick_image':
       return '/home/me/Pictures/shape.png';
+    case 'pick_paths':
+      return a.kind === 'folder' ? ['/home/me/photos'] : ['/home/me/a.mp4', '/home/me/b.mov'];
+    case 'start_import':
+    case 'start_ingest': {
+      const req = a.request as { dataset: string };
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(req.dataset)) throw `invalid dataset name ${JSON.stringify(req.dataset)}`;
+      return 11;
+    }
     case 'ask':
       if (!String(a.question).trim()) throw 'the question is empty';
       return {

@@ -32,6 +32,55 @@ test('library: empty and error states', async ({ page }) => {
   await expect(page.getByRole('alert')).toContainText('database disk image is malformed');
 });
 
+test('library: ingest picked videos with per-file progress, a failure and its reason, cancel', async ({ page }) => {
+  await open(page);
+  const add = page.getByLabel('add data');
+  await expect(add.getByRole('button', { name: 'Ingest' })).toBeDisabled();
+  await add.getByLabel('new data set').fill('talks2');
+  await add.getByRole('button', { name: 'Choose files…' }).click();
+  await expect(add.getByLabel('chosen paths')).toContainText('/home/me/a.mp4');
+  await expect(add.getByLabel('chosen paths')).toContainText('/home/me/b.mov');
+  await add.getByRole('button', { name: 'Ingest' }).click();
+  expect(await calls(page, 'start_ingest')).toEqual([
+    { request: { dataset: 'talks2', paths: ['/home/me/a.mp4', '/home/me/b.mov'] } },
+  ]);
+  await emit(page, 'engine', { job: 11, event: 'video_started', index: 0, path: '/home/me/a.mp4' });
+  await emit(page, 'engine', { job: 11, event: 'stage_progress', path: '/home/me/a.mp4', stage: 'transcribed', fraction: 0.5 });
+  const files = add.getByRole('table', { name: 'files' });
+  await expect(files).toContainText('transcribed 50%');
+  await emit(page, 'engine', { job: 11, event: 'video_finished', index: 0, path: '/home/me/a.mp4', result: { outcome: 'ingested', items: 7 } });
+  await emit(page, 'engine', { job: 11, event: 'video_finished', index: 1, path: '/home/me/b.mov', result: { outcome: 'failed', reason: 'b.mov: no video stream' } });
+  await expect(files.locator('tr').nth(0)).toContainText('ingested: 7 items');
+  await expect(files.locator('tr.failed')).toContainText('b.mov: no video stream');
+  await expect(add.getByLabel('progress')).toContainText('2 done, 1 failed');
+  await add.getByRole('button', { name: 'Cancel' }).click();
+  expect(await calls(page, 'cancel_job')).toEqual([{ job: 11 }]);
+  await emit(page, 'job-ended', { id: 11, what: 'ingest', state: 'finished', report: { videos: [], cancelled: true }, error: null });
+  await expect(add.getByLabel('progress')).toContainText('cancelled');
+  await expect(add.getByRole('button', { name: 'Cancel' })).toBeDisabled();
+});
+
+test('library: import a dropped folder, problems listed; a bad name refused', async ({ page }) => {
+  await open(page);
+  const add = page.getByLabel('add data');
+  await add.getByLabel('what to add').selectOption('easy_vqa');
+  await emit(page, 'tauri://drag-drop', { paths: ['/home/me/easy-vqa/data'], position: { x: 10, y: 10 } });
+  await expect(add.getByLabel('chosen paths')).toContainText('/home/me/easy-vqa/data');
+  await add.getByLabel('new data set').fill('bad name!');
+  await add.getByRole('button', { name: 'Import' }).click();
+  await expect(add.getByRole('alert')).toContainText('invalid dataset name "bad name!"');
+  await add.getByLabel('new data set').fill('vqa');
+  await add.getByRole('button', { name: 'Import' }).click();
+  const [req] = (await calls(page, 'start_import')).slice(-1);
+  expect(req).toEqual({ request: { dataset: 'vqa', format: 'easy_vqa', path: '/home/me/easy-vqa/data' } });
+  await emit(page, 'engine', { job: 11, event: 'import_image_done', source: 'train/images/0.png', ok: true });
+  await emit(page, 'engine', { job: 11, event: 'import_image_done', source: 'train/images/1.png', ok: false });
+  await emit(page, 'engine', { job: 11, event: 'import_problem', message: 'train/images/1.png: truncated PNG' });
+  await expect(add.getByLabel('problems')).toContainText('train/images/1.png: truncated PNG');
+  await emit(page, 'job-ended', { id: 11, what: 'import', state: 'finished', report: { added: 9, unchanged: 0, cancelled: false }, error: null });
+  await expect(add.getByLabel('progress')).toContainText('2 done, 1 failed · finished · 9 items added, 0 already there');
+});
+
 test('the grid is virtualised: 100k items, a few tiles in the page, pages fetched on scroll', async ({ page }) => {
   await open(page);
   await go(page, 'Browse');

@@ -34,7 +34,7 @@ fn is_image_ext(ext: &str) -> bool {
     IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportFormat {
     Folder,
@@ -64,6 +64,8 @@ pub struct ImportOptions {
     pub images_dir: Option<PathBuf>,
     /// VQA v2's annotations file (the answers to the questions file).
     pub annotations: Option<PathBuf>,
+    /// Stops decoding and writes nothing (a later run starts over; stored images are reused).
+    pub cancel: crate::events::Cancel,
 }
 
 impl ImportOptions {
@@ -77,6 +79,7 @@ impl ImportOptions {
             caption_col: "caption".into(),
             images_dir: None,
             annotations: None,
+            cancel: Default::default(),
         }
     }
 }
@@ -186,8 +189,10 @@ pub struct ImportReport {
     /// Distinct images decoded and stored.
     pub images: usize,
     pub problems: Vec<Problem>,
-    /// `strict` and something was wrong: nothing was written.
+    /// `strict` and something was wrong, or cancelled: nothing was written.
     pub aborted: bool,
+    /// Stopped by [`ImportOptions::cancel`].
+    pub cancelled: bool,
 }
 
 impl ImportReport {
@@ -347,7 +352,11 @@ pub fn import(
         });
         problems.push(p);
     };
+    let cancelled = || opts.cancel.is_cancelled();
     for chunk in chunks {
+        if cancelled() {
+            break;
+        }
         let Chunk {
             label,
             images: sources,
@@ -366,20 +375,27 @@ pub fn import(
             images: sources.len(),
             records: records.len(),
         });
-        let decoded: Vec<Result<(ImageBlob, String), ItemError>> = sources
+        let decoded: Vec<Option<Result<(ImageBlob, String), ItemError>>> = sources
             .into_par_iter()
             .map(|src| {
+                if cancelled() {
+                    return None;
+                }
                 let origin = src.origin();
                 let got = store_image(&blobs, src).map(|b| (b, origin.clone()));
                 sink.emit(Event::ImportImageDone {
                     source: origin,
                     ok: got.is_ok(),
                 });
-                got
+                Some(got)
             })
             .collect();
+        if cancelled() {
+            break;
+        }
         let mut ok: Vec<Option<(String, String)>> = Vec::with_capacity(decoded.len());
-        for d in decoded {
+        // Not cancelled by now, so no image was skipped: `ok` stays aligned with the images.
+        for d in decoded.into_iter().flatten() {
             match d {
                 Ok((blob, origin)) => {
                     ok.push(Some((blob.hash.clone(), origin)));
@@ -411,7 +427,8 @@ pub fn import(
         }
     }
 
-    let aborted = opts.strict && !problems.is_empty();
+    let cancelled = cancelled();
+    let aborted = (opts.strict && !problems.is_empty()) || cancelled;
     let mut added = 0;
     if !aborted && !items.is_empty() {
         let dataset_id = store.ensure_dataset(&opts.dataset)?;
@@ -427,6 +444,7 @@ pub fn import(
         images: images.len(),
         problems,
         aborted,
+        cancelled,
     };
     sink.emit(Event::ImportFinished {
         added: report.added,

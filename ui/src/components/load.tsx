@@ -6,13 +6,14 @@ export type Loaded<T> =
   | { state: 'error'; error: string }
   | { state: 'ready'; value: T };
 
-/** Runs `load` when `deps` change; `reload` runs it again (after an edit, say). */
-export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
+/** Runs `load` when `deps` change; `reload` runs it again (after an edit, say). With `keep`,
+ * a value already shown stays while the next one loads (no flash, no re-mounted screen). */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[], keep = false) {
   const [result, setResult] = useState<Loaded<T>>({ state: 'loading' });
   const [tick, setTick] = useState(0);
   useEffect(() => {
     let live = true;
-    setResult({ state: 'loading' });
+    setResult((r) => (keep && r.state === 'ready' ? r : { state: 'loading' }));
     load().then(
       (value) => live && setResult({ state: 'ready', value }),
       (e) => live && setResult({ state: 'error', error: message(e) }),

@@ -1,5 +1,6 @@
 import { api } from '../api';
 import { Empty, Show, useLoad } from '../components/load';
+import { AddData } from './AddData';
 
 /** Data sets with their counts; a click opens one in the browser. */
 export function Library({ open }: { open: (dataset: string) => void }) {
@@ -14,9 +15,8 @@ export function Library({ open }: { open: (dataset: string) => void }) {
         {(list) =>
           list.length === 0 ? (
             <Empty>
-              No data sets yet. Bring some in with the command line:
-              <code>tessera ingest --dataset talks videos/</code> or
-              <code>tessera import folder photos/ --dataset photos</code>.
+              No data sets yet: add videos or an image-caption set below (or with the command line,
+              <code>tessera ingest</code> and <code>tessera import</code>).
             </Empty>
           ) : (
             <table className="table" aria-label="data sets">
@@ -46,6 +46,7 @@ export function Library({ open }: { open: (dataset: string) => void }) {
           )
         }
       </Show>
+      <AddData changed={reload} />
     </section>
   );
 }
