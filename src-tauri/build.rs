@@ -18,6 +18,7 @@ const COMMANDS: &[&str] = &[
     "pick_paths",
     "start_import",
     "start_ingest",
+    "start_export",
     "start_pretrain",
     "resume_run",
     "cancel_job",

@@ -11,10 +11,10 @@ use tauri::{AppHandle, Emitter, Manager, State};
 use tessera::events::{Event, EventSink};
 use tessera::index::Hit;
 use tessera::model::RunConfig;
-use tessera::store::{DatasetStats, DatasetSummary, RunSummary, SearchHit};
+use tessera::store::{DatasetStats, DatasetSummary, ItemFilter, RunSummary, SearchHit};
 use workbench::{
-    AskResult, CommandError, ImageRef, ImportRequest, IngestRequest, ItemsPage, JobInfo, Result,
-    RunDetail, SystemInfo, TrainRequest, Workbench,
+    AskResult, CommandError, ExportRequest, ImageRef, ImportRequest, IngestRequest, ItemsPage,
+    JobInfo, Result, RunDetail, SystemInfo, TrainRequest, Workbench,
 };
 
 type Wb<'a> = State<'a, Arc<Workbench>>;
@@ -51,8 +51,17 @@ async fn dataset_stats(wb: Wb<'_>, dataset: String) -> Result<DatasetStats> {
 }
 
 #[tauri::command]
-async fn items(wb: Wb<'_>, dataset: String, offset: usize, limit: usize) -> Result<ItemsPage> {
-    off_ui(&wb, move |w| w.items(&dataset, offset, limit)).await
+async fn items(
+    wb: Wb<'_>,
+    dataset: String,
+    filter: Option<ItemFilter>,
+    offset: usize,
+    limit: usize,
+) -> Result<ItemsPage> {
+    off_ui(&wb, move |w| {
+        w.items(&dataset, &filter.unwrap_or_default(), offset, limit)
+    })
+    .await
 }
 
 #[tauri::command]
@@ -230,6 +239,11 @@ async fn start_ingest(app: AppHandle, wb: Wb<'_>, request: IngestRequest) -> Res
 }
 
 #[tauri::command]
+async fn start_export(app: AppHandle, wb: Wb<'_>, request: ExportRequest) -> Result<u64> {
+    wb.start_export(request, job_sink(&app), on_job_end(&app))
+}
+
+#[tauri::command]
 async fn resume_run(app: AppHandle, wb: Wb<'_>, run: String) -> Result<u64> {
     wb.resume(&run, job_sink(&app), on_job_end(&app))
 }
@@ -319,6 +333,7 @@ pub fn run() -> std::result::Result<(), String> {
             pick_paths,
             start_import,
             start_ingest,
+            start_export,
             start_pretrain,
             resume_run,
             cancel_job,
@@ -359,7 +374,7 @@ mod tests {
             .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
             .map(|p| p.replace('-', "_"))
             .collect();
-        assert_eq!(declared.len(), 21);
+        assert_eq!(declared.len(), 22);
         assert_eq!(declared, registered);
         assert_eq!(declared, granted);
         let core: Vec<&str> = caps["permissions"]

@@ -12,13 +12,15 @@ use tessera::asr::AsrError;
 use tessera::events::EventSink;
 use tessera::index::{Hit, Index};
 use tessera::infer::{Answer, Loaded};
+use tessera::ingest::export::DEFAULT_SHARD_SIZE;
 use tessera::ingest::{
-    import, ingest_videos, ImportError, ImportFormat, ImportOptions, IngestError, IngestOptions,
+    export_webdataset, import, ingest_videos, ExportError, ImportError, ImportFormat,
+    ImportOptions, IngestError, IngestOptions,
 };
 use tessera::model::{device_name, select_device, DeviceChoice, ModelError, RunConfig};
 use tessera::store::{
-    DatasetStats, DatasetSummary, EvaluationRow, ItemRow, RunSummary, SearchHit, SearchOptions,
-    Store, StoreError,
+    DatasetStats, DatasetSummary, EvaluationRow, ItemFilter, ItemRow, RunSummary, SearchHit,
+    SearchOptions, Store, StoreError,
 };
 use tessera::train::{Cancel, PretrainOptions, TrainError};
 
@@ -64,6 +66,7 @@ engine_errors!(
     ModelError,
     ImportError,
     IngestError,
+    ExportError,
     AsrError
 );
 
@@ -169,6 +172,15 @@ pub struct ImportRequest {
     pub path: PathBuf,
 }
 
+/// What the browser starts: a data set (or one split of it) as WebDataset shards in a folder
+/// the user chose.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExportRequest {
+    pub dataset: String,
+    pub out: PathBuf,
+    pub split: Option<String>,
+}
+
 /// What the Library starts: videos (files, or folders searched for them) into a data set.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IngestRequest {
@@ -271,11 +283,24 @@ impl Workbench {
         Ok(self.store().dataset_stats(dataset)?)
     }
 
-    pub fn items(&self, dataset: &str, offset: usize, limit: usize) -> Result<ItemsPage> {
+    pub fn items(
+        &self,
+        dataset: &str,
+        filter: &ItemFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ItemsPage> {
         check_count("a page", limit, MAX_PAGE)?;
-        let store = self.store();
-        let total = store.count_items(dataset, None)?;
-        let items = store.items_range(dataset, offset, Some(limit))?;
+        if let (Some(lo), Some(hi)) = (filter.min_words, filter.max_words) {
+            if lo > hi {
+                return invalid(format!(
+                    "at least {lo} words and at most {hi}: no item can pass"
+                ));
+            }
+        }
+        let (total, items) = self
+            .store()
+            .items_page(dataset, filter, offset, Some(limit))?;
         Ok(ItemsPage {
             total,
             offset,
@@ -690,6 +715,29 @@ impl Workbench {
                 cancel: cancel.clone(),
             };
             report(ingest_videos(store, &paths, &opts, sink)?)
+        })
+    }
+
+    /// Writes the data set as WebDataset shards into a folder the user chose (which must not
+    /// hold shards already).
+    pub fn start_export(
+        &self,
+        req: ExportRequest,
+        sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
+        on_end: impl FnOnce(JobInfo) + Send + 'static,
+    ) -> Result<u64> {
+        self.store().dataset_id(&req.dataset)?;
+        let out = self.chosen_path(&req.out)?;
+        let what = format!("export {} to {}", req.dataset, out.display());
+        self.spawn_job(what, sink, on_end, move |store, _, sink| {
+            report(export_webdataset(
+                store,
+                &req.dataset,
+                &out,
+                req.split.as_deref(),
+                DEFAULT_SHARD_SIZE,
+                sink,
+            )?)
         })
     }
 

@@ -11,9 +11,10 @@ use std::time::Duration;
 use tessera::events::{Event, EventSink, RecordingSink};
 use tessera::ingest::import::{import, ImportFormat, ImportOptions};
 use tessera::model::{DeviceChoice, RunConfig};
-use tessera::store::Store;
+use tessera::store::{ItemFilter, Store};
 use tessera_app::workbench::{
-    ImageRef, ImportRequest, IngestRequest, JobInfo, JobState, TrainRequest, Workbench,
+    ExportRequest, ImageRef, ImportRequest, IngestRequest, JobInfo, JobState, TrainRequest,
+    Workbench,
 };
 
 const COLOURS: [(&str, [u8; 3]); 3] = [
@@ -62,6 +63,10 @@ fn store_with_shapes() -> (tempfile::TempDir, PathBuf) {
     (tmp, data)
 }
 
+fn all_items() -> ItemFilter {
+    ItemFilter::default()
+}
+
 fn err<T: std::fmt::Debug>(r: Result<T, tessera_app::workbench::CommandError>) -> String {
     r.expect_err("should be refused").to_string()
 }
@@ -70,17 +75,39 @@ fn err<T: std::fmt::Debug>(r: Result<T, tessera_app::workbench::CommandError>) -
 fn pages_search_and_edits_with_their_arguments_checked() {
     let (_tmp, data) = store_with_shapes();
     let wb = Workbench::open(&data).unwrap();
-    let all = wb.items("shapes", 0, 100).unwrap();
+    let all = wb.items("shapes", &all_items(), 0, 100).unwrap();
     assert_eq!((all.total, all.items.len()), (9, 9));
-    let page = wb.items("shapes", 4, 3).unwrap();
+    let page = wb.items("shapes", &all_items(), 4, 3).unwrap();
     assert_eq!(page.total, 9);
     let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
     let expected: Vec<i64> = all.items[4..7].iter().map(|i| i.id).collect();
     assert_eq!(ids, expected, "a page is the slice of the whole order");
-    assert!(wb.items("shapes", 9, 10).unwrap().items.is_empty());
-    assert!(err(wb.items("shapes", 0, 0)).contains("between 1 and 500"));
-    assert!(err(wb.items("shapes", 0, 100_000)).contains("between 1 and 500"));
-    assert!(err(wb.items("nope", 0, 10)).contains("nope"));
+    assert!(wb
+        .items("shapes", &all_items(), 9, 10)
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(err(wb.items("shapes", &all_items(), 0, 0)).contains("between 1 and 500"));
+    assert!(err(wb.items("shapes", &all_items(), 0, 100_000)).contains("between 1 and 500"));
+    assert!(err(wb.items("nope", &all_items(), 0, 10)).contains("nope"));
+
+    let square = ItemFilter {
+        source: Some("2.png".into()),
+        min_words: Some(3),
+        ..Default::default()
+    };
+    let page = wb.items("shapes", &square, 0, 10).unwrap();
+    assert_eq!(
+        page.total, 3,
+        "the x2.png files: squares and crosses of each colour"
+    );
+    assert!(page.items.iter().all(|i| i.source_path.ends_with("2.png")));
+    let impossible = ItemFilter {
+        min_words: Some(5),
+        max_words: Some(2),
+        ..Default::default()
+    };
+    assert!(err(wb.items("shapes", &impossible, 0, 10)).contains("no item can pass"));
 
     let hits = wb.search_captions("shapes", "red", 10).unwrap();
     assert_eq!(hits.len(), 3);
@@ -97,7 +124,7 @@ fn pages_search_and_edits_with_their_arguments_checked() {
     assert!(err(wb.edit_caption("shapes", target, &"x".repeat(3000))).contains("longer than"));
 
     wb.delete_item("shapes", target).unwrap();
-    assert_eq!(wb.items("shapes", 0, 100).unwrap().total, 8);
+    assert_eq!(wb.items("shapes", &all_items(), 0, 100).unwrap().total, 8);
     assert!(err(wb.delete_item("shapes", target)).contains(&format!("#{target}")));
     let names: Vec<String> = wb.datasets().unwrap().into_iter().map(|d| d.name).collect();
     assert_eq!(names, ["shapes"]);
@@ -108,7 +135,7 @@ fn pages_search_and_edits_with_their_arguments_checked() {
 fn media_serves_catalogued_images_and_nothing_else() {
     let (_tmp, data) = store_with_shapes();
     let wb = Workbench::open(&data).unwrap();
-    let item = &wb.items("shapes", 0, 1).unwrap().items[0];
+    let item = &wb.items("shapes", &all_items(), 0, 1).unwrap().items[0];
     let (mime, bytes) = wb.media(&format!("/{}", item.image_hash)).unwrap();
     assert_eq!(mime, "image/png");
     assert_eq!(tessera::store::hash_bytes(&bytes), item.image_hash);
@@ -357,7 +384,29 @@ fn import_and_ingest_jobs_read_only_chosen_paths_and_report() {
         .filter(|e| matches!(e, Event::ImportImageDone { ok: true, .. }))
         .count();
     assert_eq!(done, 9, "one event per image, for the window's progress");
-    assert_eq!(wb.items("copy", 0, 100).unwrap().total, 9);
+    assert_eq!(wb.items("copy", &all_items(), 0, 100).unwrap().total, 9);
+
+    // Export: into a folder the user chose, as WebDataset shards.
+    let out = tmp.path().join("shards");
+    std::fs::create_dir_all(&out).unwrap();
+    let export = |split: Option<&str>| ExportRequest {
+        dataset: "copy".into(),
+        out: out.clone(),
+        split: split.map(str::to_string),
+    };
+    assert!(err(wb.start_export(export(None), none, |_| {})).contains("was not chosen"));
+    wb.choose([out.clone()]);
+    let (info, events) = run_job(|sink, end| wb.start_export(export(None), sink, end));
+    assert_eq!(info.state, JobState::Finished, "{:?}", info.error);
+    assert_eq!(info.report.unwrap()["items"], 9);
+    assert!(out.join("00000.tar").is_file());
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::ExportFileWritten { items: 9, .. })));
+    // A second export into the same folder is refused by the engine, and says why.
+    let (again, _) = run_job(|sink, end| wb.start_export(export(None), sink, end));
+    assert_eq!(again.state, JobState::Failed);
+    assert!(again.error.unwrap().contains("shards"));
 
     // Videos: the Whisper model must be installed first; then a chosen video goes in.
     let video = assets().join("composed/talk.mp4");
@@ -386,7 +435,7 @@ fn import_and_ingest_jobs_read_only_chosen_paths_and_report() {
     assert!(events.iter().any(
         |e| matches!(e, Event::StageStarted { stage, .. } if stage.as_str() == "transcribed")
     ));
-    let items = wb.items("talks", 0, 100).unwrap();
+    let items = wb.items("talks", &all_items(), 0, 100).unwrap();
     assert!(items.total >= 3);
     assert!(items.items.iter().any(|i| !i.caption.is_empty()));
 }

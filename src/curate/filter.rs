@@ -31,15 +31,7 @@ pub struct FilterReport {
 /// Why an item fails the filters, if it does. Frames without speech count as empty captions;
 /// a VQA item without a caption is measured by its question.
 fn reject(opts: &FilterOptions, it: &CurationItem) -> Option<Reason> {
-    let text = match &it.question {
-        Some(q) if it.caption.trim().is_empty() => q.as_str(),
-        _ => it.caption.as_str(),
-    };
-    let words = if it.no_speech {
-        0
-    } else {
-        text.split_whitespace().count()
-    };
+    let words = crate::store::caption_words(&it.caption, it.question.as_deref(), it.no_speech);
     if opts.drop_empty && words == 0 {
         return Some(Reason::Empty);
     }

@@ -11,6 +11,7 @@ mod vqa;
 
 use std::path::{Path, PathBuf};
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use blobs::{hash_bytes, hash_file, BlobStore};
@@ -235,6 +236,30 @@ pub struct BlobRow {
 
 pub const FLAG_NO_SPEECH: i64 = 1;
 
+/// Which items a page of the browser shows; `None` lets everything through.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct ItemFilter {
+    /// Items of this split (`""`: items without one).
+    pub split: Option<String>,
+    /// Items whose source path contains this text.
+    pub source: Option<String>,
+    pub min_words: Option<usize>,
+    pub max_words: Option<usize>,
+}
+
+/// How long an item's text is, as the filters count it: the caption's words (a VQA item
+/// without a caption: its question's); a frame without speech has none.
+pub fn caption_words(caption: &str, question: Option<&str>, no_speech: bool) -> usize {
+    if no_speech {
+        return 0;
+    }
+    match question {
+        Some(q) if caption.trim().is_empty() => q.split_whitespace().count(),
+        _ => caption.split_whitespace().count(),
+    }
+}
+
 fn valid_dataset_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -261,6 +286,20 @@ impl Store {
                 path: db.clone(),
                 source,
             })?;
+        conn.create_scalar_function(
+            "caption_words",
+            3,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let caption: String = ctx.get(0)?;
+                let question: Option<String> = ctx.get(1)?;
+                let flags: i64 = ctx.get(2)?;
+                Ok(
+                    caption_words(&caption, question.as_deref(), flags & FLAG_NO_SPEECH != 0)
+                        as i64,
+                )
+            },
+        )?;
         let blobs = BlobStore::open(root.join("blobs"))?;
         Ok(Self {
             conn,
@@ -682,14 +721,46 @@ impl Store {
         offset: usize,
         limit: Option<usize>,
     ) -> Result<Vec<ItemRow>> {
+        Ok(self
+            .items_page(dataset, &ItemFilter::default(), offset, limit)?
+            .1)
+    }
+
+    /// The items of `dataset` that pass `filter`, in [`Store::items`]' order from the
+    /// `offset`-th on, with how many pass in all.
+    pub fn items_page(
+        &self,
+        dataset: &str,
+        filter: &ItemFilter,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Result<(usize, Vec<ItemRow>)> {
         let dataset_id = self.dataset_id(dataset)?;
+        // `?2 = ''` asks for the items without a split.
+        const WHERE: &str = "dataset_id = ?1
+             AND (?2 IS NULL OR (?2 = '' AND split IS NULL) OR split = ?2)
+             AND (?3 IS NULL OR instr(source_path, ?3) > 0)
+             AND (?4 IS NULL OR caption_words(caption, question, flags) >= ?4)
+             AND (?5 IS NULL OR caption_words(caption, question, flags) <= ?5)";
+        let split = filter.split.as_deref();
+        let source = filter.source.as_deref().filter(|s| !s.is_empty());
+        let min = filter.min_words.map(|n| n as i64);
+        let max = filter.max_words.map(|n| n as i64);
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM items WHERE {WHERE}"),
+            params![dataset_id, split, source, min, max],
+            |r| r.get(0),
+        )?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS} FROM items WHERE dataset_id = ?1
-             ORDER BY video_id, start_s, id LIMIT ?2 OFFSET ?3"
+            "SELECT {ITEM_COLUMNS} FROM items WHERE {WHERE}
+             ORDER BY video_id, start_s, id LIMIT ?6 OFFSET ?7"
         ))?;
         let limit = limit.map(|l| l as i64).unwrap_or(-1);
-        let rows = stmt.query_map(params![dataset_id, limit, offset as i64], item_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = stmt.query_map(
+            params![dataset_id, split, source, min, max, limit, offset as i64],
+            item_from_row,
+        )?;
+        Ok((total as usize, rows.collect::<rusqlite::Result<_>>()?))
     }
 
     // ---- imports -------------------------------------------------------------------------
@@ -862,7 +933,7 @@ mod tests {
         // reopening an up-to-date store is a no-op
         assert_eq!(
             Store::open(dir.path()).unwrap().schema_version().unwrap(),
-            7
+            8
         );
     }
 

@@ -301,6 +301,75 @@ mod tests {
     }
 
     #[test]
+    fn pages_filter_by_split_source_and_words_and_count_what_passes() {
+        use crate::store::ItemFilter;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO datasets(id, name) VALUES (1, 'd'), (2, 'other');
+                 INSERT INTO blobs(hash, size, mime) VALUES ('h', 1, 'image/png');
+                 INSERT INTO items(dataset_id, image_hash, caption, source_path, split, flags, question)
+                 VALUES (1, 'h', 'one', '/cats/a.png', 'train', 0, NULL),
+                        (1, 'h', 'one two three', '/cats/b.png', 'test', 0, NULL),
+                        (1, 'h', 'one  two   three four five', '/dogs/c.png', NULL, 0, NULL),
+                        (1, 'h', 'said while the frame showed', '/v.mp4', 'train', 1, NULL),
+                        (1, 'h', '', '/q.png', 'train', 0, 'what color is it'),
+                        (2, 'h', 'one two three', '/cats/z.png', 'train', 0, NULL);",
+            )
+            .unwrap();
+        let page = |f: ItemFilter, offset: usize, limit: Option<usize>| {
+            let (total, items) = store.items_page("d", &f, offset, limit).unwrap();
+            (
+                total,
+                items.into_iter().map(|i| i.source_path).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(page(ItemFilter::default(), 0, None).0, 5);
+        let train = ItemFilter {
+            split: Some("train".into()),
+            ..Default::default()
+        };
+        assert_eq!(page(train.clone(), 0, None).0, 3);
+        let (total, one) = page(train, 1, Some(1));
+        assert_eq!((total, one.len()), (3, 1), "the total counts past the page");
+        let unsplit = ItemFilter {
+            split: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(page(unsplit, 0, None).1, ["/dogs/c.png"]);
+        let cats = ItemFilter {
+            source: Some("/cats/".into()),
+            ..Default::default()
+        };
+        assert_eq!(page(cats, 0, None).1, ["/cats/a.png", "/cats/b.png"]);
+        // Words as the curate filters count them: a frame without speech has none, a VQA
+        // item without a caption has its question's.
+        let words = |min, max| {
+            let mut got = page(
+                ItemFilter {
+                    min_words: min,
+                    max_words: max,
+                    ..Default::default()
+                },
+                0,
+                None,
+            )
+            .1;
+            got.sort();
+            got
+        };
+        assert_eq!(words(Some(3), Some(4)), ["/cats/b.png", "/q.png"]);
+        assert_eq!(words(Some(5), None), ["/dogs/c.png"]);
+        assert_eq!(words(None, Some(0)), ["/v.mp4"]);
+        assert!(matches!(
+            store.items_page("nope", &ItemFilter::default(), 0, None),
+            Err(StoreError::NoSuchDataset(_))
+        ));
+    }
+
+    #[test]
     fn index_follows_updates_and_deletes_and_backfills_old_rows() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tessera.db");

@@ -39,6 +39,9 @@ export type Item = {
   answer_type?: string;
 };
 
+/** Which items the grid shows (src/store ItemFilter); `split: ''` means items without one. */
+export type ItemFilter = { split?: string; source?: string; min_words?: number; max_words?: number };
+
 export type ItemsPage = { total: number; offset: number; items: Item[] };
 export type SearchHit = { score: number; snippet: string; item: Item };
 
@@ -130,8 +133,8 @@ export const api = {
   configPreset: (name: string) => invoke<RunConfig>('config_preset', { name }),
   datasets: () => invoke<DatasetSummary[]>('datasets'),
   datasetStats: (dataset: string) => invoke<DatasetStats>('dataset_stats', { dataset }),
-  items: (dataset: string, offset: number, limit: number) =>
-    invoke<ItemsPage>('items', { dataset, offset, limit }),
+  items: (dataset: string, offset: number, limit: number, filter: ItemFilter = {}) =>
+    invoke<ItemsPage>('items', { dataset, filter, offset, limit }),
   searchCaptions: (dataset: string, query: string, limit = 200) =>
     invoke<SearchHit[]>('search_captions', { dataset, query, limit }),
   editCaption: (dataset: string, id: number, caption: string) =>
@@ -150,6 +153,8 @@ export const api = {
   startImport: (request: { dataset: string; format: ImportFormat; path: string }) =>
     invoke<number>('start_import', { request }),
   startIngest: (request: { dataset: string; paths: string[] }) => invoke<number>('start_ingest', { request }),
+  startExport: (request: { dataset: string; out: string; split: string | null }) =>
+    invoke<number>('start_export', { request }),
   startPretrain: (request: { dataset: string; config: RunConfig; run: string | null; device: Device }) =>
     invoke<number>('start_pretrain', { request }),
   resumeRun: (run: string) => invoke<number>('resume_run', { run }),

@@ -70,11 +70,36 @@ function full(cmd: string, a: Record<string, unknown>): unknown {
       if (a.name !== 'tiny' && a.name !== 'small' && a.name !== 'base') throw `unknown model config ${JSON.stringify(a.name)}`;
       return structuredClone(config);
     case 'items': {
-      const { dataset, offset, limit } = a as { dataset: string; offset: number; limit: number };
+      const { dataset, offset, limit, filter } = a as {
+        dataset: string;
+        offset: number;
+        limit: number;
+        filter: { split?: string; min_words?: number; max_words?: number };
+      };
+      if (filter.min_words != null && filter.max_words != null && filter.min_words > filter.max_words)
+        throw `at least ${filter.min_words} words and at most ${filter.max_words}: no item can pass`;
       if (dataset !== 'shapes') return { total: 0, offset, items: [] };
-      const n = Math.max(0, Math.min(limit, TOTAL - offset));
-      return { total: TOTAL, offset, items: Array.from({ length: n }, (_, i) => item(offset + i)) };
+      // Every tenth item is in the test split.
+      const step = filter.split === 'test' ? 10 : 1;
+      const total = TOTAL / step;
+      const n = Math.max(0, Math.min(limit, total - offset));
+      return { total, offset, items: Array.from({ length: n }, (_, i) => item((offset + i) * step)) };
     }
+    case 'dataset_stats':
+      return {
+        dataset: a.dataset,
+        items: TOTAL,
+        distinct_images: 5000,
+        splits: [
+          { split: 'train', items: 90_000 },
+          { split: 'test', items: 10_000 },
+        ],
+        videos: 0,
+        files: 5000,
+        caption_words_mean: 5,
+      };
+    case 'start_export':
+      return 12;
     case 'search_captions': {
       const q = String(a.query);
       if ((q.match(/"/g) ?? []).length % 2) throw `search query ${JSON.stringify(q)}: unterminated string`;

@@ -125,6 +125,44 @@ test('browser: search, open an item, edit its caption, delete it; bad query and 
   await expect(page.getByRole('alert')).toContainText('unterminated string');
 });
 
+test('browser: filters reach the engine and narrow the grid; an impossible range is explained', async ({ page }) => {
+  await open(page);
+  await go(page, 'Browse');
+  await expect(page.getByLabel('items')).toHaveAttribute('data-total', '100000');
+  await page.getByLabel('split filter').selectOption('test');
+  await expect(page.getByLabel('items')).toHaveAttribute('data-total', '10000');
+  await expect(page.locator('figure.tile').nth(1)).toContainText('number 10');
+  const last = (await calls(page, 'items')).slice(-1)[0];
+  expect(last.filter).toEqual({ split: 'test' });
+  await page.getByLabel('min words').fill('9');
+  await page.getByLabel('max words').fill('3');
+  await page.getByLabel('max words').blur();
+  await expect(page.getByRole('alert')).toContainText('no item can pass');
+});
+
+test('browser: export to WebDataset into a chosen folder, with progress and the result', async ({ page }) => {
+  await open(page);
+  await go(page, 'Browse');
+  const exp = page.getByLabel('export');
+  await exp.getByRole('button', { name: 'Export WebDataset…' }).click();
+  expect(await calls(page, 'start_export')).toEqual([{ request: { dataset: 'shapes', out: '/home/me/photos', split: null } }]);
+  await expect(exp.getByRole('button', { name: 'Export WebDataset…' })).toBeDisabled();
+  await emit(page, 'engine', { job: 12, event: 'export_item_done' });
+  await emit(page, 'engine', { job: 12, event: 'export_item_done' });
+  await expect(exp).toContainText('2 items written…');
+  await emit(page, 'job-ended', {
+    id: 12,
+    what: 'export',
+    state: 'finished',
+    report: { items: 2, path: '/home/me/photos', files: ['/home/me/photos/00000.tar'] },
+    error: null,
+  });
+  await expect(exp).toContainText('exported 2 items to /home/me/photos (1 shard)');
+  await exp.getByRole('button', { name: 'Export WebDataset…' }).click();
+  await emit(page, 'job-ended', { id: 12, what: 'export', state: 'failed', report: null, error: '/home/me/photos holds shards already' });
+  await expect(exp.getByRole('alert')).toContainText('holds shards already');
+});
+
 test('browser: a video item shows its context; an empty data set says so', async ({ page }) => {
   await open(page);
   await go(page, 'Browse');

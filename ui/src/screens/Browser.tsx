@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { api, imageUrl, message, thumbUrl, type Item, type SearchHit } from '../api';
+import { api, imageUrl, message, onEngineEvent, onJobEnded, thumbUrl, type Item, type ItemFilter, type JobInfo, type SearchHit } from '../api';
 import { Empty, ErrorBox, Loading, Show, useLoad } from '../components/load';
 
 const PAGE = 200;
@@ -17,7 +17,9 @@ export function Browser({ dataset, datasets }: { dataset: string | null; dataset
   const [submitted, setSubmitted] = useState('');
   const [selected, setSelected] = useState<Item | null>(null);
   const [version, setVersion] = useState(0);
-  useEffect(() => setSelected(null), [name, submitted]);
+  const [filter, setFilter] = useState<ItemFilter>({});
+  useEffect(() => setSelected(null), [name, submitted, filter]);
+  useEffect(() => setFilter({}), [name]);
   if (!name) return <Empty>No data set to browse yet.</Empty>;
   return (
     <section className="browser">
@@ -53,13 +55,21 @@ export function Browser({ dataset, datasets }: { dataset: string | null; dataset
             </button>
           )}
         </form>
+        <Export dataset={name} split={filter.split} />
       </header>
+      {!submitted && <Filters key={name} dataset={name} filter={filter} setFilter={setFilter} />}
       <div className="split">
         <div className="pane">
           {submitted ? (
             <SearchResults key={`${name}/${submitted}/${version}`} dataset={name} query={submitted} select={setSelected} />
           ) : (
-            <Grid key={`${name}/${version}`} dataset={name} select={setSelected} selected={selected?.id} />
+            <Grid
+              key={`${name}/${version}/${JSON.stringify(filter)}`}
+              dataset={name}
+              filter={filter}
+              select={setSelected}
+              selected={selected?.id}
+            />
           )}
         </div>
         {selected && (
@@ -103,7 +113,101 @@ function SearchResults({ dataset, query, select }: { dataset: string; query: str
   );
 }
 
-function Grid({ dataset, select, selected }: { dataset: string; select: (i: Item) => void; selected?: number }) {
+/** Split, source and caption-length filters; the engine applies them (src/store ItemFilter). */
+function Filters({ dataset, filter, setFilter }: { dataset: string; filter: ItemFilter; setFilter: (f: ItemFilter) => void }) {
+  const [stats] = useLoad(() => api.datasetStats(dataset), [dataset]);
+  const splits = stats.state === 'ready' ? stats.value.splits : [];
+  const num = (v: string) => (v.trim() === '' ? undefined : Math.max(0, Math.floor(Number(v))));
+  return (
+    <form className="filters row" aria-label="filters" onSubmit={(e) => e.preventDefault()}>
+      <label className="inline">
+        split
+        <select
+          aria-label="split filter"
+          value={filter.split ?? '*'}
+          onChange={(e) => setFilter({ ...filter, split: e.target.value === '*' ? undefined : e.target.value })}
+        >
+          <option value="*">all</option>
+          {splits.map((s) => (
+            <option key={s.split ?? ''} value={s.split ?? ''}>
+              {s.split ?? '(none)'} ({s.items})
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="inline">
+        source contains
+        <input
+          aria-label="source filter"
+          defaultValue={filter.source ?? ''}
+          onBlur={(e) => setFilter({ ...filter, source: e.target.value || undefined })}
+          onKeyDown={(e) => e.key === 'Enter' && setFilter({ ...filter, source: e.currentTarget.value || undefined })}
+        />
+      </label>
+      <label className="inline">
+        words
+        <input aria-label="min words" type="number" min={0} placeholder="min" defaultValue={filter.min_words}
+          onBlur={(e) => setFilter({ ...filter, min_words: num(e.target.value) })} />
+        –
+        <input aria-label="max words" type="number" min={0} placeholder="max" defaultValue={filter.max_words}
+          onBlur={(e) => setFilter({ ...filter, max_words: num(e.target.value) })} />
+      </label>
+    </form>
+  );
+}
+
+/** Writes the data set (or the split filtered on) as WebDataset shards into a chosen folder. */
+function Export({ dataset, split }: { dataset: string; split?: string }) {
+  const [job, setJob] = useState<{ id: number; items: number; ended?: JobInfo } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    const off = [
+      onEngineEvent((e) => setJob((j) => (j && j.id === e.job && e.event === 'export_item_done' ? { ...j, items: j.items + 1 } : j))),
+      onJobEnded((info) => setJob((j) => (j && j.id === info.id ? { ...j, ended: info } : j))),
+    ];
+    return () => off.forEach((p) => p.then((f) => f()));
+  }, []);
+  const start = async () => {
+    setError(null);
+    try {
+      const [out] = await api.pickPaths('folder');
+      if (!out) return;
+      const id = await api.startExport({ dataset, out, split: split ?? null });
+      setJob({ id, items: 0 });
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  const r = job?.ended?.report;
+  return (
+    <span className="export" aria-label="export">
+      <button onClick={start} disabled={!!job && !job.ended}>
+        Export WebDataset…
+      </button>
+      {job && !job.ended && <span className="muted"> {job.items} items written…</span>}
+      {r && (
+        <span className="ok">
+          {' '}
+          exported {r.items} items to {r.path} ({r.files?.length} shard{r.files?.length === 1 ? '' : 's'})
+        </span>
+      )}
+      {job?.ended?.error && <ErrorBox error={job.ended.error} />}
+      {error && <ErrorBox error={error} />}
+    </span>
+  );
+}
+
+function Grid({
+  dataset,
+  filter,
+  select,
+  selected,
+}: {
+  dataset: string;
+  filter: ItemFilter;
+  select: (i: Item) => void;
+  selected?: number;
+}) {
   const scroller = useRef<HTMLDivElement>(null);
   const [total, setTotal] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -114,7 +218,7 @@ function Grid({ dataset, select, selected }: { dataset: string; select: (i: Item
   const fetchPage = (page: number) => {
     if (pages.current.has(page)) return;
     pages.current.set(page, 'loading');
-    api.items(dataset, page * PAGE, PAGE).then(
+    api.items(dataset, page * PAGE, PAGE, filter).then(
       (p) => {
         pages.current.set(page, p.items);
         setTotal(p.total);
@@ -143,7 +247,8 @@ function Grid({ dataset, select, selected }: { dataset: string; select: (i: Item
   });
   if (error) return <ErrorBox error={error} />;
   if (total == null) return <Loading what="items" />;
-  if (total === 0) return <Empty>{dataset} has no items.</Empty>;
+  if (total === 0)
+    return <Empty>{Object.values(filter).some((v) => v !== undefined) ? 'No item passes these filters.' : `${dataset} has no items.`}</Empty>;
   const item = (i: number): Item | 'loading' => {
     const page = Math.floor(i / PAGE);
     const p = pages.current.get(page);
