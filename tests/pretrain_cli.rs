@@ -92,10 +92,24 @@ fn pretrain_records_every_objectives_loss_per_step() {
         false
     );
     assert_eq!(show["checkpoints"][0]["step"], 5);
-    assert!(data
-        .join(show["checkpoints"][0]["path"].as_str().unwrap())
-        .join("model.safetensors")
-        .is_file());
+    let ckpt = data.join(show["checkpoints"][0]["path"].as_str().unwrap());
+    assert!(ckpt.join("model.safetensors").is_file());
+
+    // Deleting the run takes its rows and its files; deleting it again names it.
+    let deleted = json(&run_ok(
+        tessera(data).args(["runs", "delete", "first", "--json"]),
+    ));
+    assert_eq!(deleted["checkpoints"], 1);
+    assert!(deleted["bytes"].as_u64().unwrap() > 10_000);
+    assert!(!ckpt.exists());
+    let list = json(&run_ok(tessera(data).args(["runs", "list", "--json"])));
+    assert_eq!(list, serde_json::json!([]));
+    let again = tessera(data)
+        .args(["runs", "delete", "first"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("first"));
 }
 
 #[test]

@@ -11,10 +11,12 @@ use tauri::{AppHandle, Emitter, Manager, State};
 use tessera::events::{Event, EventSink};
 use tessera::index::Hit;
 use tessera::model::RunConfig;
-use tessera::store::{DatasetStats, DatasetSummary, ItemFilter, RunSummary, SearchHit};
+use tessera::store::{DatasetStats, DatasetSummary, ItemFilter, ItemRow, RunSummary, SearchHit};
+use tessera::train::DeletedRun;
 use workbench::{
-    AskResult, CommandError, ExportRequest, ImageRef, ImportRequest, IngestRequest, ItemsPage,
-    JobInfo, Result, RunDetail, SystemInfo, TrainRequest, Workbench,
+    AskResult, CommandError, ExportRequest, FinetuneRequest, ImageRef, ImportRequest,
+    IngestRequest, ItemsPage, JobInfo, Result, RunCheckpoints, RunDetail, SystemInfo, TrainRequest,
+    Workbench,
 };
 
 type Wb<'a> = State<'a, Arc<Workbench>>;
@@ -65,6 +67,11 @@ async fn items(
 }
 
 #[tauri::command]
+async fn item(wb: Wb<'_>, dataset: String, id: i64) -> Result<ItemRow> {
+    off_ui(&wb, move |w| w.item(&dataset, id)).await
+}
+
+#[tauri::command]
 async fn search_captions(
     wb: Wb<'_>,
     dataset: String,
@@ -92,6 +99,16 @@ async fn runs(wb: Wb<'_>) -> Result<Vec<RunSummary>> {
 #[tauri::command]
 async fn run_detail(wb: Wb<'_>, run: String) -> Result<RunDetail> {
     off_ui(&wb, move |w| w.run_detail(&run)).await
+}
+
+#[tauri::command]
+async fn checkpoints(wb: Wb<'_>) -> Result<Vec<RunCheckpoints>> {
+    off_ui(&wb, |w| w.checkpoints()).await
+}
+
+#[tauri::command]
+async fn delete_run(wb: Wb<'_>, run: String) -> Result<DeletedRun> {
+    off_ui(&wb, move |w| w.delete_run(&run)).await
 }
 
 #[tauri::command]
@@ -229,6 +246,11 @@ async fn start_pretrain(app: AppHandle, wb: Wb<'_>, request: TrainRequest) -> Re
 }
 
 #[tauri::command]
+async fn start_finetune(app: AppHandle, wb: Wb<'_>, request: FinetuneRequest) -> Result<u64> {
+    wb.start_finetune(request, job_sink(&app), on_job_end(&app))
+}
+
+#[tauri::command]
 async fn start_import(app: AppHandle, wb: Wb<'_>, request: ImportRequest) -> Result<u64> {
     wb.start_import(request, job_sink(&app), on_job_end(&app))
 }
@@ -321,11 +343,14 @@ pub fn run() -> std::result::Result<(), String> {
             datasets,
             dataset_stats,
             items,
+            item,
             search_captions,
             edit_caption,
             delete_item,
             runs,
             run_detail,
+            checkpoints,
+            delete_run,
             search_text,
             search_image,
             ask,
@@ -335,6 +360,7 @@ pub fn run() -> std::result::Result<(), String> {
             start_ingest,
             start_export,
             start_pretrain,
+            start_finetune,
             resume_run,
             cancel_job,
             jobs,
@@ -374,7 +400,7 @@ mod tests {
             .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
             .map(|p| p.replace('-', "_"))
             .collect();
-        assert_eq!(declared.len(), 22);
+        assert_eq!(declared.len(), 26);
         assert_eq!(declared, registered);
         assert_eq!(declared, granted);
         let core: Vec<&str> = caps["permissions"]

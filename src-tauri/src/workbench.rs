@@ -19,10 +19,12 @@ use tessera::ingest::{
 };
 use tessera::model::{device_name, select_device, DeviceChoice, ModelError, RunConfig};
 use tessera::store::{
-    DatasetStats, DatasetSummary, EvaluationRow, ItemFilter, ItemRow, RunSummary, SearchHit,
-    SearchOptions, Store, StoreError,
+    DatasetStats, DatasetSummary, EvaluationRow, ItemFilter, ItemRow, RunStatus, RunSummary,
+    SearchHit, SearchOptions, Store, StoreError,
 };
-use tessera::train::{Cancel, PretrainOptions, TrainError};
+use tessera::train::{
+    Cancel, DeletedRun, FinetuneOptions, FinetuneTask, Parent, PretrainOptions, TrainError,
+};
 
 /// Most rows one call returns: a page of the grid, hits of a search.
 pub const MAX_PAGE: usize = 500;
@@ -155,6 +157,23 @@ pub struct WhisperModel {
     pub size_bytes: u64,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct RunCheckpoints {
+    pub run: String,
+    pub kind: String,
+    pub status: String,
+    /// The run's `[model]` settings.
+    pub model: serde_json::Value,
+    pub checkpoints: Vec<CheckpointInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointInfo {
+    pub step: u64,
+    pub bytes: u64,
+    pub created_at: String,
+}
+
 /// What the Train screen starts: a pre-training run of a config the page edited.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrainRequest {
@@ -162,6 +181,29 @@ pub struct TrainRequest {
     pub config: RunConfig,
     pub run: Option<String>,
     pub device: DeviceChoice,
+}
+
+/// What the Train screen starts to fine-tune: from a run (its architecture kept, the page's
+/// training settings used) or from scratch (the page's whole config).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FinetuneRequest {
+    pub dataset: String,
+    pub task: FinetuneKind,
+    /// `None`: from scratch.
+    pub from: Option<String>,
+    pub config: RunConfig,
+    pub run: Option<String>,
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FinetuneKind {
+    /// At most this many answers in the vocabulary.
+    Vqa {
+        answers: usize,
+    },
+    Retrieval,
 }
 
 /// What the Library starts: one folder, table, shard or annotation file into a data set.
@@ -308,6 +350,10 @@ impl Workbench {
         })
     }
 
+    pub fn item(&self, dataset: &str, id: i64) -> Result<ItemRow> {
+        Ok(self.store().item(dataset, id)?)
+    }
+
     pub fn search_captions(
         &self,
         dataset: &str,
@@ -404,6 +450,47 @@ impl Workbench {
             curves,
             evaluations: store.evaluations(row.id)?,
         })
+    }
+
+    /// Every run with its checkpoints on disk, for the Models screen.
+    pub fn checkpoints(&self) -> Result<Vec<RunCheckpoints>> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for r in store.runs()? {
+            let row = store.run(&r.name)?;
+            let stored: serde_json::Value =
+                serde_json::from_str(&row.config_json).unwrap_or_default();
+            let checkpoints = store
+                .checkpoints(row.id)?
+                .into_iter()
+                .map(|c| CheckpointInfo {
+                    step: c.step,
+                    bytes: tessera::train::checkpoint::size_on_disk(&store.root().join(&c.path)),
+                    created_at: c.created_at,
+                })
+                .collect();
+            out.push(RunCheckpoints {
+                run: r.name,
+                kind: r.kind.as_str().into(),
+                status: r.status.as_str().into(),
+                model: stored["config"]["model"].clone(),
+                checkpoints,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes a run with its checkpoints and indexes. A run marked running (training here or
+    /// in another process, or killed and not resumed) is refused: stop or resume it first.
+    pub fn delete_run(&self, run: &str) -> Result<DeletedRun> {
+        if self.store().run(run)?.status == RunStatus::Running {
+            return invalid(format!(
+                "run {run:?} is marked running: stop it (or resume and stop it) before deleting"
+            ));
+        }
+        let deleted = tessera::train::delete_run(&self.store(), run)?;
+        lock(&self.loaded).remove(run);
+        Ok(deleted)
     }
 
     /// The run's latest checkpoint, loaded once and kept until a newer one is written.
@@ -551,6 +638,22 @@ impl Workbench {
 
     // ---- training jobs -----------------------------------------------------------------
 
+    /// What every training start checks before a thread is spawned: the data set exists, the
+    /// run name is valid, the step count is sane and the config is consistent.
+    fn check_training(&self, dataset: &str, run: Option<&str>, config: &RunConfig) -> Result<()> {
+        self.store().dataset_id(dataset)?;
+        if let Some(run) = run {
+            Store::check_run_name(run)?;
+        }
+        let steps = config.train.steps;
+        if steps == 0 || steps > MAX_STEPS {
+            return invalid(format!(
+                "steps must be between 1 and {MAX_STEPS}, got {steps}"
+            ));
+        }
+        Ok(config.validate()?)
+    }
+
     /// Starts pre-training on its own thread (with its own store connection) and returns the
     /// job's id; progress goes to `sink`, the end to `on_end`.
     pub fn start_pretrain(
@@ -559,17 +662,7 @@ impl Workbench {
         sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
         on_end: impl FnOnce(JobInfo) + Send + 'static,
     ) -> Result<u64> {
-        self.store().dataset_id(&req.dataset)?;
-        if let Some(run) = &req.run {
-            Store::check_run_name(run)?;
-        }
-        let steps = req.config.train.steps;
-        if steps == 0 || steps > MAX_STEPS {
-            return invalid(format!(
-                "steps must be between 1 and {MAX_STEPS}, got {steps}"
-            ));
-        }
-        req.config.validate()?;
+        self.check_training(&req.dataset, req.run.as_deref(), &req.config)?;
         let what = format!("pre-train on {}", req.dataset);
         let opts = PretrainOptions {
             dataset: req.dataset,
@@ -580,6 +673,43 @@ impl Workbench {
         };
         self.spawn_job(what, sink, on_end, move |store, cancel, sink| {
             report(tessera::train::pretrain(store, &opts, sink, cancel)?)
+        })
+    }
+
+    /// Starts fine-tuning for VQA or retrieval on its own thread; like [`Workbench::start_pretrain`].
+    pub fn start_finetune(
+        &self,
+        req: FinetuneRequest,
+        sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
+        on_end: impl FnOnce(JobInfo) + Send + 'static,
+    ) -> Result<u64> {
+        let config = match &req.from {
+            Some(parent) => {
+                let mut c = tessera::train::run::run_config(&self.store(), parent)?;
+                c.train = req.config.train.clone();
+                c
+            }
+            None => req.config.clone(),
+        };
+        self.check_training(&req.dataset, req.run.as_deref(), &config)?;
+        let task = match req.task {
+            FinetuneKind::Vqa { answers } => {
+                check_count("the number of answers", answers, 100_000)?;
+                FinetuneTask::Vqa { answers }
+            }
+            FinetuneKind::Retrieval => FinetuneTask::Retrieval,
+        };
+        let what = format!("fine-tune on {}", req.dataset);
+        let opts = FinetuneOptions {
+            dataset: req.dataset,
+            config,
+            task,
+            from: req.from.map_or(Parent::Scratch, Parent::Run),
+            run: req.run,
+            device: req.device,
+        };
+        self.spawn_job(what, sink, on_end, move |store, cancel, sink| {
+            report(tessera::train::finetune(store, &opts, sink, cancel)?)
         })
     }
 

@@ -13,8 +13,8 @@ use tessera::ingest::import::{import, ImportFormat, ImportOptions};
 use tessera::model::{DeviceChoice, RunConfig};
 use tessera::store::{ItemFilter, Store};
 use tessera_app::workbench::{
-    ExportRequest, ImageRef, ImportRequest, IngestRequest, JobInfo, JobState, TrainRequest,
-    Workbench,
+    ExportRequest, FinetuneKind, FinetuneRequest, ImageRef, ImportRequest, IngestRequest, JobInfo,
+    JobState, TrainRequest, Workbench,
 };
 
 const COLOURS: [(&str, [u8; 3]); 3] = [
@@ -116,6 +116,8 @@ fn pages_search_and_edits_with_their_arguments_checked() {
     assert!(err(wb.search_captions("shapes", "\"red", 10)).contains("red"));
 
     let target = hits[0].item.id;
+    assert_eq!(wb.item("shapes", target).unwrap(), hits[0].item);
+    assert!(err(wb.item("shapes", 12345)).contains("#12345"));
     wb.edit_caption("shapes", target, "  a crimson square  ")
         .unwrap();
     let crimson = wb.search_captions("shapes", "crimson", 10).unwrap();
@@ -289,6 +291,11 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
         .unwrap();
     assert_eq!(hits.len(), 3);
     assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    // Each image hit names an item showing it, so the window can open it.
+    for h in &hits {
+        let item = wb.item("shapes", h.item_id.expect("an item")).unwrap();
+        assert_eq!(item.image_hash, h.image_hash);
+    }
     assert!(err(wb.search_text("shapes-run", None, "x", 0, false)).contains("k must be"));
     assert!(err(wb.search_text("shapes-run", None, " ", 3, false)).contains("empty"));
     assert!(err(wb.search_text("ghost", None, "x", 3, false)).contains("ghost"));
@@ -328,9 +335,72 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
     // Asking needs a VQA run.
     assert!(err(wb.ask("shapes-run", &stored, "what colour?", 5)).contains("not a VQA"));
     assert!(err(wb.ask("shapes-run", &stored, "what colour?", 0)).contains("answers"));
+    // Fine-tuning from the run: its architecture, the page's training settings.
+    let finetune = |task: FinetuneKind, from: Option<&str>| FinetuneRequest {
+        dataset: "shapes".into(),
+        task,
+        from: from.map(str::to_string),
+        config: tiny(3),
+        run: Some(format!("ft-{}", wb.jobs().len())),
+        device: DeviceChoice::Cpu,
+    };
+    let (info, _) = run_job(|sink, end| {
+        wb.start_finetune(
+            finetune(FinetuneKind::Retrieval, Some("shapes-run")),
+            sink,
+            end,
+        )
+    });
+    assert_eq!(info.state, JobState::Finished, "{:?}", info.error);
+    assert_eq!(info.report.unwrap()["step"], 3);
+    let child = wb
+        .runs()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "ft-2")
+        .unwrap();
+    assert_eq!(child.parent.as_deref(), Some("shapes-run"));
+    // No questions in this data set: the engine refuses VQA, and the job says why.
+    let (info, _) = run_job(|sink, end| {
+        wb.start_finetune(finetune(FinetuneKind::Vqa { answers: 10 }, None), sink, end)
+    });
+    assert_eq!(info.state, JobState::Failed);
+    assert!(info.error.unwrap().contains("shapes"));
+    assert!(err(wb.start_finetune(
+        finetune(FinetuneKind::Vqa { answers: 0 }, None),
+        no_sink,
+        |_| {}
+    ))
+    .contains("answers"));
+    assert!(err(wb.start_finetune(
+        finetune(FinetuneKind::Retrieval, Some("ghost")),
+        no_sink,
+        |_| {}
+    ))
+    .contains("ghost"));
+
     let jobs = wb.jobs();
-    assert_eq!(jobs.len(), 2);
-    assert!(jobs.iter().all(|j| j.state == JobState::Finished));
+    assert_eq!(jobs.len(), 4);
+    assert_eq!(
+        jobs.iter()
+            .filter(|j| j.state == JobState::Finished)
+            .count(),
+        3
+    );
+
+    // The Models screen: checkpoints with their size; deleting the run takes them and its index.
+    let listed = wb.checkpoints().unwrap();
+    let run = listed.iter().find(|r| r.run == "shapes-run").unwrap();
+    assert_eq!(run.model["hidden"], tiny(1).model.hidden);
+    assert!(!run.checkpoints.is_empty());
+    assert!(run.checkpoints.iter().all(|c| c.bytes > 10_000));
+    let run_dir = data.join("runs/shapes-run");
+    assert!(run_dir.is_dir() && data.join("index/shapes-run").is_dir());
+    let deleted = wb.delete_run("shapes-run").unwrap();
+    assert_eq!(deleted.checkpoints, run.checkpoints.len());
+    assert!(!run_dir.exists() && !data.join("index/shapes-run").exists());
+    assert!(err(wb.search_text("shapes-run", None, "x", 3, false)).contains("shapes-run"));
+    assert!(err(wb.delete_run("shapes-run")).contains("shapes-run"));
 }
 
 fn assets() -> PathBuf {

@@ -109,6 +109,13 @@ pub(super) enum RunsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a run with its metrics, checkpoints and search indexes (runs fine-tuned from it
+    /// keep theirs).
+    Delete {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Ctrl-C asks the loop to checkpoint and stop; a second Ctrl-C ends the process.
@@ -308,6 +315,19 @@ pub(super) fn runs(dir: &Path, cmd: RunsCmd) -> Result<ExitCode> {
                         r.loss.map(|l| format!("{l:.4}")).unwrap_or_default()
                     );
                 }
+            }
+        }
+        RunsCmd::Delete { run, json } => {
+            let deleted = tessera::train::delete_run(&store, &run)?;
+            if json {
+                print_json(&deleted)?;
+            } else {
+                println!(
+                    "deleted run {} ({} checkpoints, {:.1} MB)",
+                    deleted.run,
+                    deleted.checkpoints,
+                    deleted.bytes as f64 / 1e6
+                );
             }
         }
         RunsCmd::Show { run, json } => {

@@ -54,6 +54,7 @@ pub struct Hit {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub match_score: Option<f32>,
     pub image_hash: String,
+    /// The caption's item (text hits), or the first item showing the image (image hits).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item_id: Option<i64>,
     /// The caption (text hits) or the image's first captions (image hits).
@@ -276,30 +277,29 @@ impl Index {
             .flatten_all()?
             .to_vec1::<f32>()?;
         let top = self.nearest(&self.image_emb, self.images.len(), &q, k)?;
-        let mut captions: HashMap<&str, (Vec<String>, &str)> = HashMap::new();
+        // Per image: its first captions, and the source and id of the first item showing it.
+        let mut captions: HashMap<&str, (Vec<String>, &str, i64)> = HashMap::new();
         let items = store.items(&self.dataset, None)?;
         for i in &items {
             let entry = captions
                 .entry(i.image_hash.as_str())
-                .or_insert_with(|| (Vec::new(), i.source_path.as_str()));
+                .or_insert_with(|| (Vec::new(), i.source_path.as_str(), i.id));
             if entry.0.len() < 3 && !i.caption.is_empty() {
                 entry.0.push(i.caption.clone());
             }
         }
         let mut hits: Vec<Hit> = top
             .into_iter()
-            .map(|(r, score)| Hit {
-                score,
-                match_score: None,
-                image_hash: self.images[r].clone(),
-                item_id: None,
-                captions: captions
-                    .get(self.images[r].as_str())
-                    .map(|c| c.0.clone())
-                    .unwrap_or_default(),
-                source: captions
-                    .get(self.images[r].as_str())
-                    .map(|c| c.1.to_string()),
+            .map(|(r, score)| {
+                let shown = captions.get(self.images[r].as_str());
+                Hit {
+                    score,
+                    match_score: None,
+                    image_hash: self.images[r].clone(),
+                    item_id: shown.map(|c| c.2),
+                    captions: shown.map(|c| c.0.clone()).unwrap_or_default(),
+                    source: shown.map(|c| c.1.to_string()),
+                }
             })
             .collect();
         if rerank && !hits.is_empty() {

@@ -367,6 +367,17 @@ mod tests {
             store.items_page("nope", &ItemFilter::default(), 0, None),
             Err(StoreError::NoSuchDataset(_))
         ));
+        // One item by id, checked against its data set.
+        let first = &store.items("d", Some(1)).unwrap()[0];
+        assert_eq!(store.item("d", first.id).unwrap(), *first);
+        assert!(matches!(
+            store.item("other", first.id),
+            Err(StoreError::ItemInOtherDataset { .. })
+        ));
+        assert!(matches!(
+            store.item("d", 999),
+            Err(StoreError::NoSuchItem(999))
+        ));
     }
 
     #[test]

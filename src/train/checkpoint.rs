@@ -164,3 +164,14 @@ pub fn read(dir: &Path, checksum: &str, device: &Device) -> Result<Checkpoint, T
         teacher,
     })
 }
+
+/// Bytes on disk of the checkpoint folder `dir` (0 when it is gone).
+pub fn size_on_disk(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}

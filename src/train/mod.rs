@@ -11,8 +11,8 @@ pub mod run;
 pub mod trainer;
 
 pub use run::{
-    finetune, pretrain, resume, FinetuneOptions, FinetuneTask, InitFrom, Parent, PretrainOptions,
-    RunReport,
+    delete_run, finetune, pretrain, resume, DeletedRun, FinetuneOptions, FinetuneTask, InitFrom,
+    Parent, PretrainOptions, RunReport,
 };
 pub use trainer::{Losses, Trainer};
 // Training was the first job that could be cancelled; the flag now serves every job.

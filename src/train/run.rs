@@ -603,3 +603,34 @@ fn validation(trainer: &Trainer, vb: &BatchBuilder) -> Result<Vec<(String, f64)>
 pub fn checkpoint_path(store: &Store, rel: &str) -> PathBuf {
     store.root().join(Path::new(rel))
 }
+
+/// What [`delete_run`] removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeletedRun {
+    pub run: String,
+    pub checkpoints: usize,
+    pub bytes: u64,
+}
+
+/// Deletes run `name`: its catalog rows first (one transaction, so a kill leaves either the
+/// whole run or none of it in the catalog), then its folder of checkpoints and its search
+/// indexes. Runs started from it keep their own checkpoints.
+pub fn delete_run(store: &Store, name: &str) -> Result<DeletedRun, TrainError> {
+    let removed = store.delete_run(name)?;
+    // Checkpoints live under runs/NAME (see `save`), search indexes under index/NAME.
+    let run_dir = store.root().join("runs").join(name);
+    let bytes = checkpoint::size_on_disk(&run_dir);
+    for dir in [run_dir, store.root().join("index").join(name)] {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| TrainError::Checkpoint {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(DeletedRun {
+        run: name.to_string(),
+        checkpoints: removed.len(),
+        bytes,
+    })
+}

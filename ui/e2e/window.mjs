@@ -89,6 +89,9 @@ try {
     assert.deepEqual(scores, [...scores].sort((a, b) => b - a), 'best first');
     await loaded(await ranked[0].findElement(By.css('img')));
     await shot('4-retrieval');
+    // A hit opens its item in the browser.
+    await ranked[0].click();
+    assert.match(await text(await $('aside[aria-label="item"]')), /Q: /);
   });
 
   await step('ask: a question about a picked image, answers and attention', async () => {
@@ -135,6 +138,16 @@ try {
     await (await $('input[aria-label="compare e2e-pre"]')).click();
     await $('.compare .chart canvas');
     await shot('7-runs');
+  });
+
+  await step('models: the device and every run\'s checkpoints with their size', async () => {
+    await screen('Models');
+    assert.equal(await text(await $('[data-testid="device"]')), 'cpu');
+    const rows = await $$('table[aria-label="checkpoints"] tbody tr', 3);
+    const all = (await Promise.all(rows.map(text))).join('\n');
+    assert.match(all, /e2e-pre.*D=\d+ L=\d+/);
+    assert.match(all, /\d+\.\d MB/);
+    await shot('8-models');
   });
 } finally {
   await driver.quit();

@@ -15,6 +15,8 @@ type Screen = (typeof SCREENS)[number];
 export function App() {
   const [screen, setScreen] = useState<Screen>('Library');
   const [openDataset, setOpenDataset] = useState<string | null>(null);
+  // An item another screen asked to show (a retrieval hit).
+  const [focus, setFocus] = useState<{ dataset: string; id: number } | null>(null);
   // What several screens pick from, read again whenever the screen changes.
   const [shared] = useLoad(
     () => Promise.all([api.datasets(), api.runs(), api.systemInfo()]),
@@ -27,6 +29,7 @@ export function App() {
         <Library
           open={(d) => {
             setOpenDataset(d);
+            setFocus(null);
             setScreen('Browse');
           }}
         />
@@ -39,11 +42,20 @@ export function App() {
     const names = datasets.map((d) => d.name);
     switch (screen) {
       case 'Browse':
-        return <Browser dataset={openDataset} datasets={names} />;
+        return <Browser dataset={focus?.dataset ?? openDataset} focus={focus?.id} datasets={names} />;
       case 'Train':
-        return <Train datasets={names} presets={info.presets} />;
+        return <Train datasets={names} presets={info.presets} runs={runs} />;
       case 'Retrieval':
-        return <Retrieval runs={runs} datasets={names} />;
+        return (
+          <Retrieval
+            runs={runs}
+            datasets={names}
+            open={(dataset, id) => {
+              setFocus({ dataset, id });
+              setScreen('Browse');
+            }}
+          />
+        );
       case 'Ask':
         return <Vqa runs={runs} datasets={names} />;
     }
@@ -53,7 +65,15 @@ export function App() {
       <nav className="sidebar" aria-label="screens">
         <div className="brand">Tessera</div>
         {SCREENS.map((s) => (
-          <button key={s} className={s === screen ? 'active' : ''} aria-current={s === screen} onClick={() => setScreen(s)}>
+          <button
+            key={s}
+            className={s === screen ? 'active' : ''}
+            aria-current={s === screen}
+            onClick={() => {
+              setFocus(null);
+              setScreen(s);
+            }}
+          >
             {s}
           </button>
         ))}

@@ -86,6 +86,14 @@ export type Hit = {
 export type Answer = { answer: string; probability: number };
 export type AskResult = { answers: Answer[]; attention: string };
 
+export type RunCheckpoints = {
+  run: string;
+  kind: string;
+  status: string;
+  model: Record<string, number> | null;
+  checkpoints: { step: number; bytes: number; created_at: string }[];
+};
+
 export type SystemInfo = {
   data_dir: string;
   device: string;
@@ -135,6 +143,7 @@ export const api = {
   datasetStats: (dataset: string) => invoke<DatasetStats>('dataset_stats', { dataset }),
   items: (dataset: string, offset: number, limit: number, filter: ItemFilter = {}) =>
     invoke<ItemsPage>('items', { dataset, filter, offset, limit }),
+  item: (dataset: string, id: number) => invoke<Item>('item', { dataset, id }),
   searchCaptions: (dataset: string, query: string, limit = 200) =>
     invoke<SearchHit[]>('search_captions', { dataset, query, limit }),
   editCaption: (dataset: string, id: number, caption: string) =>
@@ -142,6 +151,8 @@ export const api = {
   deleteItem: (dataset: string, id: number) => invoke<void>('delete_item', { dataset, id }),
   runs: () => invoke<RunSummary[]>('runs'),
   runDetail: (run: string) => invoke<RunDetail>('run_detail', { run }),
+  checkpoints: () => invoke<RunCheckpoints[]>('checkpoints'),
+  deleteRun: (run: string) => invoke<{ run: string; checkpoints: number; bytes: number }>('delete_run', { run }),
   searchText: (run: string, dataset: string | null, text: string, k: number, rerank: boolean) =>
     invoke<Hit[]>('search_text', { run, dataset, text, k, rerank }),
   searchImage: (run: string, dataset: string | null, image: ImageRef, k: number, rerank: boolean) =>
@@ -157,6 +168,14 @@ export const api = {
     invoke<number>('start_export', { request }),
   startPretrain: (request: { dataset: string; config: RunConfig; run: string | null; device: Device }) =>
     invoke<number>('start_pretrain', { request }),
+  startFinetune: (request: {
+    dataset: string;
+    task: { kind: 'vqa'; answers: number } | { kind: 'retrieval' };
+    from: string | null;
+    config: RunConfig;
+    run: string | null;
+    device: Device;
+  }) => invoke<number>('start_finetune', { request }),
   resumeRun: (run: string) => invoke<number>('resume_run', { run }),
   cancelJob: (job: number) => invoke<void>('cancel_job', { job }),
   jobs: () => invoke<JobInfo[]>('jobs'),

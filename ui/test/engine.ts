@@ -100,6 +100,23 @@ function full(cmd: string, a: Record<string, unknown>): unknown {
       };
     case 'start_export':
       return 12;
+    case 'checkpoints':
+      return runs.map((r) => ({
+        run: r.name,
+        kind: r.kind,
+        status: r.status,
+        model: config.model,
+        checkpoints: [{ step: r.step, bytes: 3_400_000, created_at: '' }],
+      }));
+    case 'delete_run': {
+      if (a.run === 'shapes-1') throw 'run "shapes-1" is marked running: stop it (or resume and stop it) before deleting';
+      const i = runs.findIndex((r) => r.name === a.run);
+      runs.splice(i, 1);
+      return { run: a.run, checkpoints: 1, bytes: 3_400_000 };
+    }
+    case 'item':
+      if (a.dataset !== 'shapes' || (a.id as number) > TOTAL) throw `no item #${a.id} (see \`tessera items\`)`;
+      return item((a.id as number) - 1);
     case 'search_captions': {
       const q = String(a.query);
       if ((q.match(/"/g) ?? []).length % 2) throw `search query ${JSON.stringify(q)}: unterminated string`;
@@ -154,6 +171,8 @@ function full(cmd: string, a: Record<string, unknown>): unknown {
       started.push({ ...runs[1], id: 3, name: req.run ?? 'shapes-3', dataset: req.dataset, status: 'running', step: 0 });
       return 7;
     }
+    case 'start_finetune':
+      return 9;
     case 'resume_run':
       return 8;
     case 'cancel_job':

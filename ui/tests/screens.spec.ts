@@ -213,6 +213,22 @@ test('train: objectives switched and steps set reach the engine; live progress; 
   expect(await calls(page, 'resume_run')).toEqual([{ run: 'my-run' }]);
 });
 
+test('train: fine-tune for VQA from a run sends the task, parent and answer count', async ({ page }) => {
+  await open(page);
+  await go(page, 'Train');
+  await page.getByLabel('task').selectOption('vqa');
+  await expect(page.getByRole('table', { name: 'objectives' })).toBeHidden();
+  await page.getByLabel('from run').selectOption('shapes-1');
+  await page.getByLabel('answers').fill('13');
+  await page.getByLabel('steps').fill('300');
+  await page.getByRole('button', { name: 'Start' }).click();
+  const [req] = (await calls(page, 'start_finetune')).map((a) => a.request as any);
+  expect(req).toMatchObject({ dataset: 'shapes', task: { kind: 'vqa', answers: 13 }, from: 'shapes-1', run: null, device: 'auto' });
+  expect(req.config.train.steps).toBe(300);
+  await emit(page, 'engine', { job: 9, event: 'train_started', run: 'shapes-vqa-2', step: 0, steps: 300, device: 'cpu' });
+  await expect(page.getByLabel('training')).toContainText('shapes-vqa-2 step 0/300');
+});
+
 test('train: an engine refusal is shown', async ({ page }) => {
   await open(page);
   await go(page, 'Train');
@@ -266,6 +282,14 @@ test('retrieval: text to images, image to captions, re-rank flag; errors shown',
   const [img] = await calls(page, 'search_image');
   expect(img.image).toEqual({ kind: 'file', path: '/home/me/Pictures/shape.png' });
 
+  // A hit opens its item in the browser.
+  await page.getByRole('button', { name: 'Find images' }).click();
+  await ranked.nth(1).click();
+  await expect(page.getByRole('heading', { name: 'Browse' })).toBeVisible();
+  await expect(page.getByRole('complementary', { name: 'item' })).toContainText('#2');
+  expect((await calls(page, 'item')).slice(-1)).toEqual([{ dataset: 'shapes', id: 2 }]);
+  await go(page, 'Retrieval');
+
   await page.getByLabel('text query').fill('   ');
   await page.getByRole('button', { name: 'Find images' }).click();
   await expect(page.getByRole('alert')).toContainText('the search text is empty');
@@ -315,7 +339,25 @@ test('models: device, data directory, whisper models; none installed', async ({ 
   await expect(page.getByText('None installed.')).toBeVisible();
   await open(page, 'error');
   await go(page, 'Models');
-  await expect(page.getByRole('alert')).toContainText('malformed');
+  await expect(page.getByRole('alert')).toHaveCount(2);
+  await expect(page.getByRole('alert').first()).toContainText('malformed');
+});
+
+test('models: checkpoints with sizes; delete asks once more, refusals shown', async ({ page }) => {
+  await open(page);
+  await go(page, 'Models');
+  const table = page.getByRole('table', { name: 'checkpoints' });
+  await expect(table.locator('tbody tr')).toHaveCount(2);
+  await expect(table.locator('tbody tr').first()).toContainText('D=128 L=2 H=4 · 64 px / 16 px patches');
+  await expect(table.locator('tbody tr').first()).toContainText('3.4 MB');
+  await table.locator('tbody tr').nth(1).getByRole('button', { name: 'Delete…' }).click();
+  await table.getByRole('button', { name: 'Delete shapes-1 and its files' }).click();
+  await expect(page.getByRole('alert')).toContainText('is marked running');
+  await table.locator('tbody tr').first().getByRole('button', { name: 'Delete…' }).click();
+  expect(await calls(page, 'delete_run')).toEqual([{ run: 'shapes-1' }]);
+  await table.getByRole('button', { name: 'Delete shapes-vqa-1 and its files' }).click();
+  await expect(page.getByText('deleted shapes-vqa-1: 1 checkpoints, 3.4 MB')).toBeVisible();
+  await expect(table.locator('tbody tr')).toHaveCount(1);
 });
 
 test('a POSIX locale ("C", as WebKitGTK reports with LANG unset) does not stop the page', async ({ page }) => {

@@ -11,7 +11,7 @@ const time = (s: number | null) =>
 
 /** Every item of a data set in a virtualised grid (pages fetched as they scroll into view), or
  * the hits of a full-text search; one item at a time in the side panel. */
-export function Browser({ dataset, datasets }: { dataset: string | null; datasets: string[] }) {
+export function Browser({ dataset, focus, datasets }: { dataset: string | null; focus?: number; datasets: string[] }) {
   const [name, setName] = useState<string | null>(dataset ?? datasets[0] ?? null);
   const [query, setQuery] = useState('');
   const [submitted, setSubmitted] = useState('');
@@ -19,13 +19,24 @@ export function Browser({ dataset, datasets }: { dataset: string | null; dataset
   const [version, setVersion] = useState(0);
   const [filter, setFilter] = useState<ItemFilter>({});
   useEffect(() => setSelected(null), [name, submitted, filter]);
-  useEffect(() => setFilter({}), [name]);
+  // Opened on one item (a retrieval hit): show it in the panel.
+  const [focusError, setFocusError] = useState<string | null>(null);
+  useEffect(() => {
+    if (focus != null && name) api.item(name, focus).then(setSelected, (e) => setFocusError(message(e)));
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
   if (!name) return <Empty>No data set to browse yet.</Empty>;
   return (
     <section className="browser">
       <header className="bar">
         <h1>Browse</h1>
-        <select aria-label="data set" value={name} onChange={(e) => setName(e.target.value)}>
+        <select
+          aria-label="data set"
+          value={name}
+          onChange={(e) => {
+            setName(e.target.value);
+            setFilter({});
+          }}
+        >
           {datasets.map((d) => (
             <option key={d}>{d}</option>
           ))}
@@ -57,6 +68,7 @@ export function Browser({ dataset, datasets }: { dataset: string | null; dataset
         </form>
         <Export dataset={name} split={filter.split} />
       </header>
+      {focusError && <ErrorBox error={focusError} />}
       {!submitted && <Filters key={name} dataset={name} filter={filter} setFilter={setFilter} />}
       <div className="split">
         <div className="pane">

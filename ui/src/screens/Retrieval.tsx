@@ -4,7 +4,15 @@ import { Empty, ErrorBox, Loading } from '../components/load';
 import { RunPicker, trained } from '../components/RunPicker';
 
 /** Text → ranked images, image → ranked captions, through a run's index of a data set. */
-export function Retrieval({ runs, datasets }: { runs: RunSummary[]; datasets: string[] }) {
+export function Retrieval({
+  runs,
+  datasets,
+  open,
+}: {
+  runs: RunSummary[];
+  datasets: string[];
+  open: (dataset: string, item: number) => void;
+}) {
   const usable = trained(runs);
   const [run, setRun] = useState(usable[0]?.name ?? '');
   const [dataset, setDataset] = useState('');
@@ -72,7 +80,12 @@ export function Retrieval({ runs, datasets }: { runs: RunSummary[]; datasets: st
       {state.s === 'done' && state.hits.length > 0 && (
         <ol className={state.mode === 'images' ? 'ranked images' : 'ranked captions'} aria-label="ranked results">
           {state.hits.map((h, i) => (
-            <li key={`${h.image_hash}/${h.item_id ?? i}`} title={h.source}>
+            <li
+              key={`${h.image_hash}/${h.item_id ?? i}`}
+              title={h.source}
+              className={h.item_id != null ? 'clickable' : ''}
+              onClick={() => h.item_id != null && open(dataset || usable.find((r) => r.name === run)?.dataset || '', h.item_id)}
+            >
               <img src={thumbUrl(h.image_hash)} alt="" />
               <div>
                 <span className="rank">{i + 1}.</span> <span className="score">{h.score.toFixed(3)}</span>

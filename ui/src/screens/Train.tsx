@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'react';
-import { api, message, onEngineEvent, onJobEnded, type Curve, type Device, type JobInfo, type RunConfig } from '../api';
+import { api, message, onEngineEvent, onJobEnded, type Curve, type Device, type JobInfo, type RunConfig, type RunSummary } from '../api';
 import { LineChart } from '../components/Chart';
 import { Empty, ErrorBox, Show, useLoad } from '../components/load';
 
@@ -16,7 +16,12 @@ type Live = {
 };
 
 /** Pick a data set and a config, switch objectives, start, watch the curves, stop, resume. */
-export function Train({ datasets, presets }: { datasets: string[]; presets: string[] }) {
+type Task = 'pretrain' | 'vqa' | 'retrieval';
+
+export function Train({ datasets, presets, runs }: { datasets: string[]; presets: string[]; runs: RunSummary[] }) {
+  const [task, setTask] = useState<Task>('pretrain');
+  const [from, setFrom] = useState('');
+  const [answers, setAnswers] = useState(1000);
   const [dataset, setDataset] = useState(datasets[0] ?? '');
   const [preset, setPreset] = useState(presets[0] ?? 'tiny');
   const [config, setConfig] = useState<RunConfig | null>(null);
@@ -62,9 +67,19 @@ export function Train({ datasets, presets }: { datasets: string[]; presets: stri
   const start = async (resumeRun?: string) => {
     setError(null);
     try {
+      const run = runName.trim() || null;
       const job = resumeRun
         ? await api.resumeRun(resumeRun)
-        : await api.startPretrain({ dataset, config: config!, run: runName.trim() || null, device });
+        : task === 'pretrain'
+          ? await api.startPretrain({ dataset, config: config!, run, device })
+          : await api.startFinetune({
+              dataset,
+              task: task === 'vqa' ? { kind: 'vqa', answers } : { kind: 'retrieval' },
+              from: from || null,
+              config: config!,
+              run,
+              device,
+            });
       setCurves([]);
       setLive({ job, steps: config?.train.steps ?? 0, step: 0, samplesPerS: 0, losses: { x: [], y: [] }, val: new Map(), run: resumeRun });
     } catch (e) {
@@ -117,6 +132,35 @@ export function Train({ datasets, presets }: { datasets: string[]; presets: stri
           </select>
         </label>
         <label>
+          task
+          <select aria-label="task" value={task} onChange={(e) => setTask(e.target.value as Task)}>
+            <option value="pretrain">pre-train</option>
+            <option value="vqa">fine-tune: VQA</option>
+            <option value="retrieval">fine-tune: retrieval</option>
+          </select>
+        </label>
+        {task !== 'pretrain' && (
+          <label>
+            from
+            <select aria-label="from run" value={from} onChange={(e) => setFrom(e.target.value)}>
+              <option value="">scratch (the model config below)</option>
+              {runs
+                .filter((r) => r.step > 0)
+                .map((r) => (
+                  <option key={r.name} value={r.name}>
+                    {r.name} (step {r.step})
+                  </option>
+                ))}
+            </select>
+          </label>
+        )}
+        {task === 'vqa' && (
+          <label>
+            answers
+            <input aria-label="answers" type="number" min={1} value={answers} onChange={(e) => setAnswers(Number(e.target.value))} />
+          </label>
+        )}
+        <label>
           model
           <select aria-label="model config" value={preset} onChange={(e) => setPreset(e.target.value)}>
             {presets.map((p) => (
@@ -163,7 +207,7 @@ export function Train({ datasets, presets }: { datasets: string[]; presets: stri
                   />
                 </label>
               </div>
-              <table className="table objectives" aria-label="objectives">
+              {task === 'pretrain' && <table className="table objectives" aria-label="objectives">
                 <thead>
                   <tr>
                     <th>objective</th>
@@ -202,7 +246,7 @@ export function Train({ datasets, presets }: { datasets: string[]; presets: stri
                     </tr>
                   ))}
                 </tbody>
-              </table>
+              </table>}
             </>
           )
         }
