@@ -65,7 +65,8 @@ PY
 fi
 
 # --- Open Clip Art: about 7,500 SVGs whose metadata (title, description, keywords) are captions --
-if [ ! -d "$assets/openclipart/svg" ]; then
+# (a Debian package: only where apt is; the tests and benches that use it run on Linux)
+if [ ! -d "$assets/openclipart/svg" ] && command -v dpkg-deb >/dev/null; then
   if ! ls "$dl"/openclipart-svg_*.deb >/dev/null 2>&1; then
     log "downloading openclipart-svg"
     (cd "$dl" && { apt-get download -qq openclipart-svg 2>/dev/null \

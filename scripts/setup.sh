@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system packages Tessera builds and runs with, on Debian/Ubuntu.
+# Installs the system packages Tessera builds and runs with, on Debian/Ubuntu (elsewhere it
+# only checks for cargo and Node.js).
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
@@ -8,7 +9,11 @@ packages=(ffmpeg cmake nasm clang libclang-dev pkg-config python3 python3-pip
   # WebDriver for the real window, Chromium for the front end's Playwright tests
   libwebkit2gtk-4.1-dev libgtk-3-dev xvfb xauth webkit2gtk-driver chromium)
 missing=()
-for p in "${packages[@]}"; do
+if ! command -v dpkg >/dev/null; then
+  # macOS and other systems: the README names what to install (brew install ffmpeg cmake node).
+  packages=()
+fi
+for p in ${packages[@]+"${packages[@]}"}; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -585,7 +585,9 @@ impl Workbench {
         let text = check_text("search text", text)?;
         let loaded = self.loaded(run)?;
         let dataset = self.run_dataset(run, dataset)?;
-        let store = self.store();
+        // A connection of its own: building an index embeds the whole data set, and the grid
+        // and the thumbnails must not wait behind it.
+        let store = Store::open(&self.data_dir)?;
         let (index, _) = Index::open(&store, &loaded, &dataset)?;
         Ok(index.search_text(&store, &loaded, text, k, rerank)?)
     }
@@ -603,7 +605,9 @@ impl Workbench {
         let dataset = self.run_dataset(run, dataset)?;
         let bytes = self.image_bytes(image)?;
         let pix = self.patches(&loaded, image, &bytes)?;
-        let store = self.store();
+        // A connection of its own: building an index embeds the whole data set, and the grid
+        // and the thumbnails must not wait behind it.
+        let store = Store::open(&self.data_dir)?;
         let (index, _) = Index::open(&store, &loaded, &dataset)?;
         Ok(index.search_image(&loaded, &pix, k, rerank)?)
     }
