@@ -188,22 +188,12 @@ pub struct TrainRequest {
 #[derive(Debug, Clone, Deserialize)]
 pub struct FinetuneRequest {
     pub dataset: String,
-    pub task: FinetuneKind,
+    pub task: FinetuneTask,
     /// `None`: from scratch.
     pub from: Option<String>,
     pub config: RunConfig,
     pub run: Option<String>,
     pub device: DeviceChoice,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FinetuneKind {
-    /// At most this many answers in the vocabulary.
-    Vqa {
-        answers: usize,
-    },
-    Retrieval,
 }
 
 /// What the Library starts: one folder, table, shard or annotation file into a data set.
@@ -416,11 +406,7 @@ impl Workbench {
     pub fn run_detail(&self, run: &str) -> Result<RunDetail> {
         let store = self.store();
         let row = store.run(run)?;
-        let summary = store
-            .runs()?
-            .into_iter()
-            .find(|r| r.id == row.id)
-            .ok_or_else(|| StoreError::NoSuchRun(run.into()))?;
+        let summary = store.run_summary(run)?;
         // Metrics come ordered by step; group them into one curve per split and name.
         let mut curves: Vec<Curve> = Vec::new();
         for m in store.run_metrics(row.id, None)? {
@@ -514,10 +500,8 @@ impl Workbench {
         if let Some(d) = dataset {
             return Ok(d.to_string());
         }
-        self.runs()?
-            .into_iter()
-            .find(|r| r.name == run)
-            .ok_or_else(|| StoreError::NoSuchRun(run.into()))?
+        self.store()
+            .run_summary(run)?
             .dataset
             .ok_or_else(|| CommandError::Invalid(format!("run {run:?} has no data set; pick one")))
     }
@@ -696,18 +680,14 @@ impl Workbench {
             None => req.config.clone(),
         };
         self.check_training(&req.dataset, req.run.as_deref(), &config)?;
-        let task = match req.task {
-            FinetuneKind::Vqa { answers } => {
-                check_count("the number of answers", answers, 100_000)?;
-                FinetuneTask::Vqa { answers }
-            }
-            FinetuneKind::Retrieval => FinetuneTask::Retrieval,
-        };
+        if let FinetuneTask::Vqa { answers } = req.task {
+            check_count("the number of answers", answers, 100_000)?;
+        }
         let what = format!("fine-tune on {}", req.dataset);
         let opts = FinetuneOptions {
             dataset: req.dataset,
             config,
-            task,
+            task: req.task,
             from: req.from.map_or(Parent::Scratch, Parent::Run),
             run: req.run,
             device: req.device,

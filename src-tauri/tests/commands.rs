@@ -12,9 +12,10 @@ use tessera::events::{Event, EventSink, RecordingSink};
 use tessera::ingest::import::{import, ImportFormat, ImportOptions};
 use tessera::model::{DeviceChoice, RunConfig};
 use tessera::store::{ItemFilter, Store};
+use tessera::train::FinetuneTask;
 use tessera_app::workbench::{
-    ExportRequest, FinetuneKind, FinetuneRequest, ImageRef, ImportRequest, IngestRequest, JobInfo,
-    JobState, TrainRequest, Workbench,
+    ExportRequest, FinetuneRequest, ImageRef, ImportRequest, IngestRequest, JobInfo, JobState,
+    TrainRequest, Workbench,
 };
 
 const COLOURS: [(&str, [u8; 3]); 3] = [
@@ -336,7 +337,7 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
     assert!(err(wb.ask("shapes-run", &stored, "what colour?", 5)).contains("not a VQA"));
     assert!(err(wb.ask("shapes-run", &stored, "what colour?", 0)).contains("answers"));
     // Fine-tuning from the run: its architecture, the page's training settings.
-    let finetune = |task: FinetuneKind, from: Option<&str>| FinetuneRequest {
+    let finetune = |task: FinetuneTask, from: Option<&str>| FinetuneRequest {
         dataset: "shapes".into(),
         task,
         from: from.map(str::to_string),
@@ -346,7 +347,7 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
     };
     let (info, _) = run_job(|sink, end| {
         wb.start_finetune(
-            finetune(FinetuneKind::Retrieval, Some("shapes-run")),
+            finetune(FinetuneTask::Retrieval, Some("shapes-run")),
             sink,
             end,
         )
@@ -362,18 +363,18 @@ fn a_training_job_streams_stops_resumes_and_then_searches() {
     assert_eq!(child.parent.as_deref(), Some("shapes-run"));
     // No questions in this data set: the engine refuses VQA, and the job says why.
     let (info, _) = run_job(|sink, end| {
-        wb.start_finetune(finetune(FinetuneKind::Vqa { answers: 10 }, None), sink, end)
+        wb.start_finetune(finetune(FinetuneTask::Vqa { answers: 10 }, None), sink, end)
     });
     assert_eq!(info.state, JobState::Failed);
     assert!(info.error.unwrap().contains("shapes"));
     assert!(err(wb.start_finetune(
-        finetune(FinetuneKind::Vqa { answers: 0 }, None),
+        finetune(FinetuneTask::Vqa { answers: 0 }, None),
         no_sink,
         |_| {}
     ))
     .contains("answers"));
     assert!(err(wb.start_finetune(
-        finetune(FinetuneKind::Retrieval, Some("ghost")),
+        finetune(FinetuneTask::Retrieval, Some("ghost")),
         no_sink,
         |_| {}
     ))

@@ -56,10 +56,8 @@ pub(super) struct AskArgs {
 
 fn run_dataset(store: &Store, run: &str) -> Result<String> {
     store
-        .runs()?
-        .into_iter()
-        .find(|r| r.name == run)
-        .and_then(|r| r.dataset)
+        .run_summary(run)?
+        .dataset
         .with_context(|| format!("run {run:?} has no data set; pass --dataset"))
 }
 

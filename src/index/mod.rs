@@ -64,12 +64,13 @@ pub struct Hit {
     pub source: Option<String>,
 }
 
+/// Where the indexes of `run`'s checkpoints live, one file per data set.
+pub fn run_index_dir(store: &Store, run: &str) -> PathBuf {
+    store.root().join("index").join(run)
+}
+
 fn index_path(store: &Store, run: &str, dataset: &str) -> PathBuf {
-    store
-        .root()
-        .join("index")
-        .join(run)
-        .join(format!("{dataset}.safetensors"))
+    run_index_dir(store, run).join(format!("{dataset}.safetensors"))
 }
 
 /// A hash of what the index is computed from: every item's id, image and caption.

@@ -1,7 +1,7 @@
 //! Curation queries: what split, dedupe and filter need to know about a dataset's items, and the
 //! edits they make (splits, captions, deletions, merges), each in one transaction.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, Store, StoreError, FLAG_NO_SPEECH};
 
@@ -216,9 +216,9 @@ impl Store {
     }
 }
 
-/// Fails unless item `id` exists and belongs to `dataset`.
-fn check_item(tx: &Transaction<'_>, dataset: &str, dataset_id: i64, id: i64) -> Result<()> {
-    let owner: Option<(i64, String)> = tx
+/// Fails unless item `id` exists and belongs to `dataset` (in or out of a transaction).
+pub(super) fn check_item(conn: &Connection, dataset: &str, dataset_id: i64, id: i64) -> Result<()> {
+    let owner: Option<(i64, String)> = conn
         .query_row(
             "SELECT d.id, d.name FROM items i JOIN datasets d ON d.id = i.dataset_id
              WHERE i.id = ?1",

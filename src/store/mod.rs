@@ -711,45 +711,19 @@ impl Store {
 
     /// Items of a dataset in source order (video, then time); `limit` None means all.
     pub fn items(&self, dataset: &str, limit: Option<usize>) -> Result<Vec<ItemRow>> {
-        self.items_range(dataset, 0, limit)
+        Ok(self
+            .items_page(dataset, &ItemFilter::default(), 0, limit)?
+            .1)
     }
 
     /// Item `id` of `dataset` (an id of another data set is an error naming it).
     pub fn item(&self, dataset: &str, id: i64) -> Result<ItemRow> {
-        let dataset_id = self.dataset_id(dataset)?;
-        let found: Option<(i64, ItemRow)> = self
-            .conn
-            .query_row(
-                &format!("SELECT {ITEM_COLUMNS}, dataset_id FROM items WHERE id = ?1"),
-                [id],
-                |r| Ok((r.get("dataset_id")?, item_from_row(r)?)),
-            )
-            .optional()?;
-        match found {
-            Some((owner, item)) if owner == dataset_id => Ok(item),
-            Some((owner, _)) => Err(StoreError::ItemInOtherDataset {
-                id,
-                expected: dataset.to_string(),
-                actual: self.conn.query_row(
-                    "SELECT name FROM datasets WHERE id = ?1",
-                    [owner],
-                    |r| r.get(0),
-                )?,
-            }),
-            None => Err(StoreError::NoSuchItem(id)),
-        }
-    }
-
-    /// [`Store::items`] from the `offset`-th on: one page of a browser's grid.
-    pub fn items_range(
-        &self,
-        dataset: &str,
-        offset: usize,
-        limit: Option<usize>,
-    ) -> Result<Vec<ItemRow>> {
-        Ok(self
-            .items_page(dataset, &ItemFilter::default(), offset, limit)?
-            .1)
+        curation::check_item(&self.conn, dataset, self.dataset_id(dataset)?, id)?;
+        Ok(self.conn.query_row(
+            &format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"),
+            [id],
+            item_from_row,
+        )?)
     }
 
     /// The items of `dataset` that pass `filter`, in [`Store::items`]' order from the

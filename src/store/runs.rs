@@ -307,7 +307,18 @@ impl Store {
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunSummary>> {
-        let mut stmt = self.conn.prepare(
+        self.run_summaries(None)
+    }
+
+    /// One run as [`Store::runs`] lists it.
+    pub fn run_summary(&self, name: &str) -> Result<RunSummary> {
+        self.run_summaries(Some(name))?
+            .pop()
+            .ok_or_else(|| StoreError::NoSuchRun(name.to_string()))
+    }
+
+    fn run_summaries(&self, name: Option<&str>) -> Result<Vec<RunSummary>> {
+        let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, r.name, r.kind, d.name, r.status, r.error, r.step, r.created_at,
                 r.updated_at, p.name,
                 (SELECT m.value FROM run_metrics m
@@ -316,9 +327,10 @@ impl Store {
              FROM runs r
              LEFT JOIN datasets d ON d.id = r.dataset_id
              LEFT JOIN runs p ON p.id = r.parent_run_id
+             WHERE ?1 IS NULL OR r.name = ?1
              ORDER BY r.created_at DESC, r.id DESC",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([name], |r| {
             Ok(RunSummary {
                 id: r.get(0)?,
                 name: r.get(1)?,

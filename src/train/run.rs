@@ -98,7 +98,8 @@ pub struct FinetuneOptions {
     pub device: DeviceChoice,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FinetuneTask {
     /// At most this many answers in the vocabulary.
     Vqa {
@@ -378,8 +379,13 @@ fn captioned_pairs<'a>(items: impl Iterator<Item = &'a crate::store::ItemRow>) -
     out
 }
 
+/// Everything a run writes lives in `runs/NAME` (relative to the data directory).
+fn run_dir_rel(run: &str) -> String {
+    format!("runs/{run}")
+}
+
 fn checkpoint_dir(store: &Store, run: &str, step: u64) -> (PathBuf, String) {
-    let rel = format!("runs/{run}/checkpoints/step-{step:08}");
+    let rel = format!("{}/checkpoints/step-{step:08}", run_dir_rel(run));
     (store.root().join(&rel), rel)
 }
 
@@ -617,10 +623,9 @@ pub struct DeletedRun {
 /// indexes. Runs started from it keep their own checkpoints.
 pub fn delete_run(store: &Store, name: &str) -> Result<DeletedRun, TrainError> {
     let removed = store.delete_run(name)?;
-    // Checkpoints live under runs/NAME (see `save`), search indexes under index/NAME.
-    let run_dir = store.root().join("runs").join(name);
+    let run_dir = store.root().join(run_dir_rel(name));
     let bytes = checkpoint::size_on_disk(&run_dir);
-    for dir in [run_dir, store.root().join("index").join(name)] {
+    for dir in [run_dir, crate::index::run_index_dir(store, name)] {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| TrainError::Checkpoint {
                 path: dir.display().to_string(),
