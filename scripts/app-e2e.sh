@@ -47,6 +47,8 @@ t pretrain --dataset e2e-vqa --config models/tiny.toml --objectives mlm,itm,cont
   --steps 40 --batch 16 --run e2e-pre --device cpu
 t finetune vqa --dataset e2e-vqa --from e2e-pre --steps 60 --batch 32 --lr 1e-3 \
   --run e2e-ask --device cpu
+t ablate --dataset e2e-vqa --downstream vqa --vary objectives=mlm+itm --seeds 1 --steps 10 \
+  --config models/tiny.toml --batch 16 --name e2e-abl --device cpu
 
 export DISPLAY=:97
 Xvfb "$DISPLAY" -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &

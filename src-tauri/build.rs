@@ -27,6 +27,10 @@ const COMMANDS: &[&str] = &[
     "resume_run",
     "cancel_job",
     "jobs",
+    "verify_whisper",
+    "start_whisper_install",
+    "ablations",
+    "duplicates",
 ];
 
 fn main() {

@@ -130,6 +130,12 @@ pub enum Event {
         path: PathBuf,
         items: usize,
     },
+    /// A model file is downloading: `done` of `total` bytes.
+    Download {
+        name: String,
+        done: u64,
+        total: u64,
+    },
     /// A training run starts (or resumes) at `step` of `steps`.
     TrainStarted {
         run: String,

@@ -14,9 +14,9 @@ use tessera::model::RunConfig;
 use tessera::store::{DatasetStats, DatasetSummary, ItemFilter, ItemRow, RunSummary, SearchHit};
 use tessera::train::DeletedRun;
 use workbench::{
-    AskResult, CommandError, ExportRequest, FinetuneRequest, ImageRef, ImportRequest,
-    IngestRequest, ItemsPage, JobInfo, Result, RunCheckpoints, RunDetail, SystemInfo, TrainRequest,
-    Workbench,
+    AskResult, CommandError, DuplicatesView, ExportRequest, FinetuneRequest, ImageRef,
+    ImportRequest, IngestRequest, ItemsPage, JobInfo, Result, RunCheckpoints, RunDetail,
+    SystemInfo, TrainRequest, WhisperInstallRequest, Workbench,
 };
 
 type Wb<'a> = State<'a, Arc<Workbench>>;
@@ -89,6 +89,21 @@ async fn edit_caption(wb: Wb<'_>, dataset: String, id: i64, caption: String) -> 
 #[tauri::command]
 async fn delete_item(wb: Wb<'_>, dataset: String, id: i64) -> Result<()> {
     off_ui(&wb, move |w| w.delete_item(&dataset, id)).await
+}
+
+#[tauri::command]
+async fn duplicates(wb: Wb<'_>, dataset: String, near: u32, drop: bool) -> Result<DuplicatesView> {
+    off_ui(&wb, move |w| w.duplicates(&dataset, near, drop)).await
+}
+
+#[tauri::command]
+async fn verify_whisper(wb: Wb<'_>, file: String) -> Result<tessera::asr::ModelInfo> {
+    off_ui(&wb, move |w| w.verify_whisper(&file)).await
+}
+
+#[tauri::command]
+async fn ablations(wb: Wb<'_>) -> Result<Vec<tessera::eval::ablate::StoredAblation>> {
+    off_ui(&wb, |w| Ok(w.ablations())).await
 }
 
 #[tauri::command]
@@ -266,6 +281,15 @@ async fn start_export(app: AppHandle, wb: Wb<'_>, request: ExportRequest) -> Res
 }
 
 #[tauri::command]
+async fn start_whisper_install(
+    app: AppHandle,
+    wb: Wb<'_>,
+    request: WhisperInstallRequest,
+) -> Result<u64> {
+    wb.start_whisper_install(request, job_sink(&app), on_job_end(&app))
+}
+
+#[tauri::command]
 async fn resume_run(app: AppHandle, wb: Wb<'_>, run: String) -> Result<u64> {
     wb.resume(&run, job_sink(&app), on_job_end(&app))
 }
@@ -364,6 +388,10 @@ pub fn run() -> std::result::Result<(), String> {
             resume_run,
             cancel_job,
             jobs,
+            verify_whisper,
+            start_whisper_install,
+            ablations,
+            duplicates,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())
@@ -400,7 +428,7 @@ mod tests {
             .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
             .map(|p| p.replace('-', "_"))
             .collect();
-        assert_eq!(declared.len(), 26);
+        assert_eq!(declared.len(), 30);
         assert_eq!(declared, registered);
         assert_eq!(declared, granted);
         let core: Vec<&str> = caps["permissions"]

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use tessera::asr::AsrError;
+use tessera::asr::{AsrError, ModelInfo, OFFICIAL_MODELS};
+use tessera::curate::{dedupe, CurateError, DupGroup};
+use tessera::eval::ablate::{stored_ablations, StoredAblation};
 use tessera::events::EventSink;
 use tessera::index::{Hit, Index};
 use tessera::infer::{Answer, Loaded};
@@ -69,7 +71,8 @@ engine_errors!(
     ImportError,
     IngestError,
     ExportError,
-    AsrError
+    AsrError,
+    CurateError
 );
 
 /// The page gets the message: it shows errors, it does not branch on them.
@@ -148,13 +151,45 @@ pub struct SystemInfo {
     /// The device `auto` picks: `metal`, `cuda` or `cpu`.
     pub device: String,
     pub whisper_models: Vec<WhisperModel>,
+    /// The official models `start_whisper_install` can download.
+    pub whisper_catalog: Vec<CatalogModel>,
     pub presets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WhisperModel {
+    /// The file's name in the models folder, as `verify_whisper` takes it.
+    pub file: String,
     pub path: PathBuf,
     pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogModel {
+    pub name: &'static str,
+    pub size_mib: u32,
+    pub installed: bool,
+}
+
+/// What the Models screen starts: an official model by name, downloaded and checked against
+/// its published checksum, or a model file the user chose, installed under `name`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhisperInstallRequest {
+    pub name: String,
+    pub from: Option<PathBuf>,
+}
+
+/// Duplicate groups of a data set as the browser shows them: the first groups in full, how
+/// many there are in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct DuplicatesView {
+    pub near: u32,
+    pub items: usize,
+    /// Items beyond the first of each group.
+    pub duplicates: usize,
+    pub dropped: usize,
+    pub groups_total: usize,
+    pub groups: Vec<DupGroup>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,12 +231,23 @@ pub struct FinetuneRequest {
     pub device: DeviceChoice,
 }
 
-/// What the Library starts: one folder, table, shard or annotation file into a data set.
+/// What the Library starts: one folder, table, shard or annotation file into a data set,
+/// with the import's options (each path among them chosen by the user too).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ImportRequest {
     pub dataset: String,
     pub format: ImportFormat,
     pub path: PathBuf,
+    /// Stop at the first problem and write nothing.
+    #[serde(default)]
+    pub strict: bool,
+    /// Table columns (JSONL fields) of the image path and the caption.
+    pub image_column: Option<String>,
+    pub caption_column: Option<String>,
+    /// COCO: the folder of the images.
+    pub images_dir: Option<PathBuf>,
+    /// VQA v2: the annotations file beside the questions file.
+    pub annotations: Option<PathBuf>,
 }
 
 /// What the browser starts: a data set (or one split of it) as WebDataset shards in a folder
@@ -283,21 +329,76 @@ impl Workbench {
     pub fn system_info(&self) -> Result<SystemInfo> {
         let device = select_device(DeviceChoice::Auto)?;
         let models_dir = self.store().whisper_models_dir();
-        let whisper_models = tessera::asr::installed_models(&models_dir)
+        let whisper_models: Vec<WhisperModel> = tessera::asr::installed_models(&models_dir)
             .into_iter()
             .map(|path| WhisperModel {
+                file: file_name(&path),
                 size_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
                 path,
+            })
+            .collect();
+        let whisper_catalog = OFFICIAL_MODELS
+            .iter()
+            .map(|m| CatalogModel {
+                name: m.name,
+                size_mib: m.size_mib,
+                installed: whisper_models.iter().any(|w| w.file == m.file_name()),
             })
             .collect();
         Ok(SystemInfo {
             data_dir: self.data_dir.clone(),
             device: device_name(&device).into(),
             whisper_models,
+            whisper_catalog,
             presets: tessera::model::config::PRESETS
                 .iter()
                 .map(|(n, _)| n.to_string())
                 .collect(),
+        })
+    }
+
+    /// Loads an installed Whisper model (by its file name) to prove it works, and says which
+    /// official model's checksum it matches.
+    pub fn verify_whisper(&self, file: &str) -> Result<ModelInfo> {
+        let dir = self.store().whisper_models_dir();
+        let path = tessera::asr::installed_models(&dir)
+            .into_iter()
+            .find(|p| file_name(p) == file)
+            .ok_or_else(|| {
+                CommandError::Invalid(format!("no Whisper model {file:?} in {}", dir.display()))
+            })?;
+        Ok(tessera::asr::verify_model(&path)?)
+    }
+
+    /// Installs a Whisper model: an official one downloaded with progress (cancelling it
+    /// keeps nothing), or a file the user chose.
+    pub fn start_whisper_install(
+        &self,
+        req: WhisperInstallRequest,
+        sink: impl FnOnce(u64) -> Arc<dyn EventSink>,
+        on_end: impl FnOnce(JobInfo) + Send + 'static,
+    ) -> Result<u64> {
+        let from = req
+            .from
+            .as_deref()
+            .map(|p| self.chosen_path(p))
+            .transpose()?;
+        if from.is_none() && !OFFICIAL_MODELS.iter().any(|m| m.name == req.name) {
+            let known: Vec<&str> = OFFICIAL_MODELS.iter().map(|m| m.name).collect();
+            return invalid(format!(
+                "no official Whisper model {:?}; known: {}",
+                req.name,
+                known.join(", ")
+            ));
+        }
+        let dir = self.store().whisper_models_dir();
+        let what = format!("install Whisper {}", req.name);
+        self.spawn_job(what, sink, on_end, move |_, cancel, sink| {
+            let path = match from {
+                Some(file) => tessera::asr::install_from_file(&req.name, &file, &dir)?,
+                None => tessera::asr::install_official(&req.name, &dir, sink.as_ref(), cancel)?,
+            };
+            report(serde_json::json!({ "path": path }))
         })
     }
 
@@ -364,6 +465,22 @@ impl Workbench {
             return invalid(format!("the caption is longer than {MAX_TEXT} characters"));
         }
         Ok(self.store().set_caption(dataset, id, caption.trim())?)
+    }
+
+    /// Exact and near duplicate groups (perceptual hashes at most `near` bits apart); with
+    /// `drop`, every item but the first of each group is deleted.
+    pub fn duplicates(&self, dataset: &str, near: u32, drop: bool) -> Result<DuplicatesView> {
+        let mut report = dedupe(&self.store(), dataset, near, drop)?;
+        let groups_total = report.groups.len();
+        report.groups.truncate(MAX_PAGE);
+        Ok(DuplicatesView {
+            near: report.near,
+            items: report.items,
+            duplicates: report.duplicates,
+            dropped: report.dropped,
+            groups_total,
+            groups: report.groups,
+        })
     }
 
     pub fn delete_item(&self, dataset: &str, id: i64) -> Result<()> {
@@ -436,6 +553,11 @@ impl Workbench {
             curves,
             evaluations: store.evaluations(row.id)?,
         })
+    }
+
+    /// The ablation tables `tessera ablate` wrote, for the Runs screen.
+    pub fn ablations(&self) -> Vec<StoredAblation> {
+        stored_ablations(&self.data_dir)
     }
 
     /// Every run with its checkpoints on disk, for the Models screen.
@@ -792,9 +914,28 @@ impl Workbench {
     ) -> Result<u64> {
         Store::check_dataset_name(&req.dataset)?;
         let path = self.chosen_path(&req.path)?;
+        let mut opts = ImportOptions::new(&req.dataset, req.format, &path);
+        opts.strict = req.strict;
+        for (column, given) in [
+            (&mut opts.image_col, req.image_column),
+            (&mut opts.caption_col, req.caption_column),
+        ] {
+            if let Some(name) = given {
+                *column = check_text("column name", &name)?.to_string();
+            }
+        }
+        opts.images_dir = req
+            .images_dir
+            .as_deref()
+            .map(|p| self.chosen_path(p))
+            .transpose()?;
+        opts.annotations = req
+            .annotations
+            .as_deref()
+            .map(|p| self.chosen_path(p))
+            .transpose()?;
         let what = format!("import {} into {}", path.display(), req.dataset);
         self.spawn_job(what, sink, on_end, move |store, cancel, sink| {
-            let mut opts = ImportOptions::new(&req.dataset, req.format, &path);
             opts.cancel = cancel.clone();
             report(import(store, &opts, sink)?)
         })
@@ -872,6 +1013,12 @@ impl Workbench {
         all.sort_by_key(|j| j.id);
         all
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A job's report as the page receives it.

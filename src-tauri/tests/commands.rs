@@ -15,7 +15,7 @@ use tessera::store::{ItemFilter, Store};
 use tessera::train::FinetuneTask;
 use tessera_app::workbench::{
     ExportRequest, FinetuneRequest, ImageRef, ImportRequest, IngestRequest, JobInfo, JobState,
-    TrainRequest, Workbench,
+    TrainRequest, WhisperInstallRequest, Workbench,
 };
 
 const COLOURS: [(&str, [u8; 3]); 3] = [
@@ -439,6 +439,11 @@ fn import_and_ingest_jobs_read_only_chosen_paths_and_report() {
         dataset: dataset.into(),
         format: ImportFormat::Folder,
         path: folder.clone(),
+        strict: false,
+        image_column: None,
+        caption_column: None,
+        images_dir: None,
+        annotations: None,
     };
     let none = |_| -> Arc<dyn EventSink> { Arc::new(tessera::events::NullSink) };
     assert!(err(wb.start_import(request("copy"), none, |_| {})).contains("was not chosen"));
@@ -509,4 +514,204 @@ fn import_and_ingest_jobs_read_only_chosen_paths_and_report() {
     let items = wb.items("talks", &all_items(), 0, 100).unwrap();
     assert!(items.total >= 3);
     assert!(items.items.iter().any(|i| !i.caption.is_empty()));
+}
+
+#[test]
+fn import_options_duplicates_and_ablation_tables() {
+    let (tmp, data) = store_with_shapes();
+    let wb = Workbench::open(&data).unwrap();
+    let none = |_| -> Arc<dyn EventSink> { Arc::new(tessera::events::NullSink) };
+    // A table with its own column names; one row names a missing image.
+    let folder = tmp.path().join("shapes");
+    let table = tmp.path().join("pairs.csv");
+    std::fs::write(
+        &table,
+        format!(
+            "file,text\n{0}/00.png,a red square\n{0}/00.png,the same red square\n\
+             {0}/11.png,a green circle\n{0}/missing.png,nothing\n",
+            folder.display()
+        ),
+    )
+    .unwrap();
+    let csv = |dataset: &str, strict: bool, columns: bool| ImportRequest {
+        dataset: dataset.into(),
+        format: ImportFormat::Csv,
+        path: table.clone(),
+        strict,
+        image_column: columns.then(|| "file".into()),
+        caption_column: columns.then(|| "text".into()),
+        images_dir: None,
+        annotations: None,
+    };
+    wb.choose([table.clone()]);
+    let (info, events) =
+        run_job(|sink, end| wb.start_import(csv("pairs", false, false), sink, end));
+    assert_eq!(info.report.unwrap()["added"], 0, "{:?}", info.error);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ImportProblem { message }
+            if message.contains("no column \"image\""))),
+        "the default columns image and caption are not in this table"
+    );
+    let (info, events) = run_job(|sink, end| wb.start_import(csv("pairs", false, true), sink, end));
+    assert_eq!(info.state, JobState::Finished, "{:?}", info.error);
+    assert_eq!(info.report.unwrap()["added"], 3);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::ImportProblem { message } if message.contains("missing.png"))));
+    // Strict: the first problem aborts the import and nothing is written.
+    let (info, _) = run_job(|sink, end| wb.start_import(csv("strict", true, true), sink, end));
+    let report = info.report.unwrap();
+    assert_eq!(
+        (report["aborted"].as_bool(), report["added"].as_u64()),
+        (Some(true), Some(0))
+    );
+    assert!(
+        report["problems"][0].to_string().contains("missing.png"),
+        "{report}"
+    );
+    assert!(wb.datasets().unwrap().iter().all(|d| d.name != "strict"));
+    // Every path of the request must have been chosen, the COCO images folder included.
+    let coco = ImportRequest {
+        format: ImportFormat::Coco,
+        images_dir: Some(folder.clone()),
+        ..csv("coco", false, false)
+    };
+    assert!(err(wb.start_import(coco, none, |_| {})).contains("was not chosen"));
+    let blank = ImportRequest {
+        image_column: Some("  ".into()),
+        ..csv("pairs", false, true)
+    };
+    assert!(err(wb.start_import(blank, none, |_| {})).contains("column name"));
+
+    // Duplicates: the red square twice is one exact group; dropping keeps its first item.
+    let dups = wb.duplicates("pairs", 4, false).unwrap();
+    assert_eq!((dups.items, dups.duplicates, dups.dropped), (3, 1, 0));
+    assert_eq!(dups.groups_total, 1);
+    assert_eq!(dups.groups[0].kind, "exact");
+    assert_eq!(dups.groups[0].items.len(), 2);
+    // One shape in three colours: alike in a luminance-gradient hash, but no exact copies.
+    let shapes = wb.duplicates("shapes", 4, false).unwrap();
+    assert!(shapes.groups.iter().all(|g| g.kind == "near"));
+    assert!(err(wb.duplicates("pairs", 65, false)).contains("65"));
+    assert!(err(wb.duplicates("nope", 4, false)).contains("nope"));
+    let dropped = wb.duplicates("pairs", 4, true).unwrap();
+    assert_eq!(dropped.dropped, 1);
+    let left = wb.items("pairs", &all_items(), 0, 10).unwrap();
+    assert_eq!(left.total, 2);
+    assert!(left.items.iter().any(|i| i.id == dups.groups[0].keep));
+
+    // Ablation tables written by `tessera ablate` are listed with their rows.
+    assert!(wb.ablations().is_empty());
+    let mut t = tessera::eval::table::Table::new(vec!["accuracy".into()]);
+    t.push("scratch", &[vec![0.4], vec![0.5]]);
+    t.push("mlm+mim", &[vec![0.8], vec![0.9]]);
+    let dir = tessera::eval::ablate::ablations_dir(&data);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("evqa.json"), serde_json::to_string(&t).unwrap()).unwrap();
+    let listed = wb.ablations();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "evqa");
+    assert_eq!(listed[0].table.as_ref().unwrap().rows[1].variant, "mlm+mim");
+}
+
+/// Serves one HTTP response of `body` to whoever connects first.
+fn serve_once(body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        let _ = conn.write_all(&body);
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn whisper_models_are_verified_and_installed_from_a_chosen_file_or_the_catalogue() {
+    let (tmp, data) = store_with_shapes();
+    let wb = Workbench::open(&data).unwrap();
+    let none = |_| -> Arc<dyn EventSink> { Arc::new(tessera::events::NullSink) };
+    let info = wb.system_info().unwrap();
+    assert!(info.whisper_models.is_empty());
+    assert!(info
+        .whisper_catalog
+        .iter()
+        .any(|m| m.name == "tiny.en" && !m.installed));
+    assert!(err(wb.verify_whisper("ggml-tiny.en.bin")).contains("no Whisper model"));
+    let install = |name: &str, from: Option<PathBuf>| WhisperInstallRequest {
+        name: name.into(),
+        from,
+    };
+    assert!(err(wb.start_whisper_install(install("huge", None), none, |_| {})).contains("huge"));
+
+    // From a file the user chose: verified, then copied in under its name.
+    let file = assets().join("whisper/ggml-tiny.en.bin");
+    let req = || install("tiny.en", Some(file.clone()));
+    assert!(err(wb.start_whisper_install(req(), none, |_| {})).contains("not chosen"));
+    wb.choose([file.clone()]);
+    let (job, _) = run_job(|sink, end| wb.start_whisper_install(req(), sink, end));
+    assert_eq!(job.state, JobState::Finished, "{:?}", job.error);
+    let info = wb.system_info().unwrap();
+    assert_eq!(info.whisper_models.len(), 1);
+    assert_eq!(info.whisper_models[0].file, "ggml-tiny.en.bin");
+    assert!(info
+        .whisper_catalog
+        .iter()
+        .any(|m| m.name == "tiny.en" && m.installed));
+    let verified = wb.verify_whisper("ggml-tiny.en.bin").unwrap();
+    assert_eq!(verified.size_name, "tiny");
+    assert!(!verified.multilingual);
+    assert!(err(wb.verify_whisper("../ggml-tiny.en.bin")).contains("no Whisper model"));
+
+    // A file that is not a model is refused before anything is installed.
+    let junk = tmp.path().join("junk.bin");
+    std::fs::write(&junk, b"not a model").unwrap();
+    wb.choose([junk.clone()]);
+    let (job, _) = run_job(|sink, end| {
+        wb.start_whisper_install(install("junk", Some(junk.clone())), sink, end)
+    });
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.error.unwrap().contains("junk.bin"));
+
+    // From the catalogue: progress streams; bytes that miss the published checksum are
+    // discarded and nothing is left behind.
+    let url = serve_once(vec![7u8; 3 << 20]);
+    std::env::set_var("TESSERA_WHISPER_MODELS_URL", &url);
+    let (job, events) =
+        run_job(|sink, end| wb.start_whisper_install(install("base.en", None), sink, end));
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.error.unwrap().contains("checksum"));
+    let progress: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Download { name, done, total } if name == "base.en" => {
+                assert_eq!(*total, 3 << 20);
+                Some(*done)
+            }
+            _ => None,
+        })
+        .collect();
+    // One event per MiB crossed, the last at the total.
+    assert_eq!(progress.len(), 3, "{progress:?}");
+    assert!(progress.windows(2).all(|w| w[0] >> 20 < w[1] >> 20));
+    assert_eq!(progress.last(), Some(&(3 << 20)));
+    let models = Store::open(&data).unwrap().whisper_models_dir();
+    let files: Vec<_> = std::fs::read_dir(&models)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(files, ["ggml-tiny.en.bin"], "no partial download kept");
 }

@@ -38,6 +38,8 @@ pub enum AsrError {
         expected: String,
         actual: String,
     },
+    #[error("installing {0} was cancelled; nothing was kept")]
+    Cancelled(String),
     #[error("transcription failed: {0}")]
     Whisper(String),
 }

@@ -261,11 +261,13 @@ fn official(name: &str) -> Result<&'static OfficialModel> {
 }
 
 /// Downloads an official model into `dir`, checking its published SHA-1; the file appears under
-/// its final name only once complete and verified. Returns its path.
+/// its final name only once complete and verified, and a cancelled download leaves nothing.
+/// Returns its path.
 pub fn install_official(
     name: &str,
     dir: &Path,
-    progress: &mut dyn FnMut(u64, u64),
+    sink: &dyn crate::events::EventSink,
+    cancel: &crate::events::Cancel,
 ) -> Result<PathBuf> {
     let model = official(name)?;
     let base =
@@ -299,14 +301,27 @@ pub fn install_official(
     let mut buf = vec![0u8; 1 << 16];
     let mut done = 0u64;
     loop {
+        if cancel.is_cancelled() {
+            drop(out);
+            let _ = fs::remove_file(&part);
+            return Err(AsrError::Cancelled(model.name.to_string()));
+        }
         let n = body.read(&mut buf).map_err(|e| download(e.to_string()))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(io)?;
+        // One event per MiB (and the last): a window need not hear of every 64 KiB.
+        let before = done;
         done += n as u64;
-        progress(done, total);
+        if done >> 20 != before >> 20 || done == total {
+            sink.emit(crate::events::Event::Download {
+                name: model.name.to_string(),
+                done,
+                total,
+            });
+        }
     }
     out.sync_all().map_err(io)?;
     let actual = hex(&hasher.finalize());

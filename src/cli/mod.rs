@@ -602,14 +602,10 @@ fn models(dir: &Path, cmd: ModelsCmd) -> Result<ExitCode> {
             let dest = match from {
                 Some(file) => asr::install_from_file(&name, &file, &mdir)?,
                 None => {
-                    let bar = progress::bytes_bar(&format!("downloading {name}"));
-                    let b = bar.clone();
-                    let dest = asr::install_official(&name, &mdir, &mut |done, total| {
-                        b.set_length(total);
-                        b.set_position(done);
-                    })?;
-                    bar.finish_and_clear();
-                    dest
+                    let bars = progress::BarSink::new();
+                    let dest = asr::install_official(&name, &mdir, &bars, &Default::default());
+                    bars.finish();
+                    dest?
                 }
             };
             println!("installed {}", dest.display());

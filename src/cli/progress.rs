@@ -17,7 +17,7 @@ pub fn percent_bar(message: &str) -> ProgressBar {
     bar
 }
 
-pub fn bytes_bar(message: &str) -> ProgressBar {
+fn bytes_bar(message: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -214,6 +214,13 @@ impl EventSink for BarSink {
                     .println(format!("checkpoint at step {step}: {}", path.display()));
             }
             Event::TrainFinished { .. } => {}
+            Event::Download { name, done, total } => {
+                let bar = overall.get_or_insert_with(|| {
+                    self.multi.add(bytes_bar(&format!("downloading {name}")))
+                });
+                bar.set_length(total);
+                bar.set_position(done);
+            }
         }
     }
 }

@@ -64,12 +64,20 @@ pub fn dedupe(store: &Store, dataset: &str, near: u32, drop: bool) -> Result<Ded
             distinct.push(i);
         }
     }
-    for (n, &a) in distinct.iter().enumerate() {
-        for &b in &distinct[n + 1..] {
-            if items[a].question == items[b].question
-                && phash_distance(&phashes[a], &phashes[b]) <= near
-            {
-                groups.union(a, b);
+    // Only items asking the same question can be duplicates: compare within those buckets.
+    let mut by_question: std::collections::BTreeMap<Option<&str>, Vec<usize>> = Default::default();
+    for &i in &distinct {
+        by_question
+            .entry(items[i].question.as_deref())
+            .or_default()
+            .push(i);
+    }
+    for bucket in by_question.values() {
+        for (n, &a) in bucket.iter().enumerate() {
+            for &b in &bucket[n + 1..] {
+                if phash_distance(&phashes[a], &phashes[b]) <= near {
+                    groups.union(a, b);
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 //! killed ablation resumes: finished runs and stored evaluations are reused, an interrupted run
 //! continues from its last checkpoint.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -50,6 +50,53 @@ pub struct AblateReport {
     pub json: PathBuf,
     /// False when cancelled before every run finished (the table holds what finished).
     pub complete: bool,
+}
+
+/// Where ablation tables are written: `DATA/ablations/NAME.{md,csv,json}`.
+pub fn ablations_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("ablations")
+}
+
+/// An ablation table written earlier, or why its file cannot be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredAblation {
+    pub name: String,
+    pub path: PathBuf,
+    pub table: Option<Table>,
+    pub error: Option<String>,
+}
+
+/// Every ablation table in the data directory, by name; a damaged file is listed with its
+/// reason instead of hiding the others.
+pub fn stored_ablations(data_dir: &Path) -> Vec<StoredAblation> {
+    let mut found: Vec<StoredAblation> = std::fs::read_dir(ablations_dir(data_dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str::<Table>(&text).map_err(|e| e.to_string()));
+            let (table, error) = match parsed {
+                Ok(t) => (Some(t), None),
+                Err(e) => (None, Some(format!("{}: {e}", path.display()))),
+            };
+            StoredAblation {
+                name,
+                path,
+                table,
+                error,
+            }
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
 }
 
 /// The metrics a downstream task is compared by.
@@ -214,7 +261,7 @@ pub fn ablate(
         }
         table.push(variant.map(String::as_str).unwrap_or("scratch"), &per_seed);
     }
-    let dir = store.root().join("ablations");
+    let dir = ablations_dir(store.root());
     std::fs::create_dir_all(&dir).map_err(|e| TrainError::Run {
         run: opts.name.clone(),
         reason: format!("{}: {e}", dir.display()),
@@ -237,4 +284,32 @@ pub fn ablate(
         table,
         complete,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_tables_are_listed_by_name_and_a_damaged_one_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ablations_dir(tmp.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut t = Table::new(vec!["accuracy".into()]);
+        t.push("scratch", &[vec![0.5], vec![0.7]]);
+        std::fs::write(dir.join("b.json"), serde_json::to_string(&t).unwrap()).unwrap();
+        std::fs::write(dir.join("b.md"), t.markdown()).unwrap();
+        std::fs::write(dir.join("a.json"), "{\"metrics\": [").unwrap();
+        let found = stored_ablations(tmp.path());
+        let names: Vec<&str> = found.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(found[0].table.is_none());
+        assert!(
+            found[0].error.as_deref().unwrap().contains("a.json"),
+            "{:?}",
+            found[0].error
+        );
+        assert_eq!(found[1].table.as_ref(), Some(&t));
+        assert!(stored_ablations(&tmp.path().join("none")).is_empty());
+    }
 }

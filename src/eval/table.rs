@@ -1,12 +1,27 @@
 //! Results over several seeds: mean ± sample standard deviation, and the ablation table (one
 //! row per variant, one column per metric) as Markdown, CSV and JSON.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+// JSON has no NaN: serde_json writes a missing metric (NaN) as null; reading maps it back.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn nan_if_null_rows<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
+    let rows = Vec::<Vec<Option<f64>>>::deserialize(d)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        .collect())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanStd {
+    #[serde(deserialize_with = "nan_if_null")]
     pub mean: f64,
     /// Sample standard deviation (n − 1); 0 for a single value.
+    #[serde(deserialize_with = "nan_if_null")]
     pub std: f64,
     pub n: usize,
 }
@@ -40,16 +55,17 @@ impl std::fmt::Display for MeanStd {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub variant: String,
     /// Per metric (in the table's column order), over the seeds.
     pub values: Vec<MeanStd>,
     /// Every seed's value per metric.
+    #[serde(deserialize_with = "nan_if_null_rows")]
     pub seeds: Vec<Vec<f64>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Table {
     pub metrics: Vec<String>,
     pub rows: Vec<Row>,
@@ -144,5 +160,22 @@ mod tests {
         );
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["rows"][1]["seeds"][0][0], 0.9);
+    }
+
+    /// A table read back from its JSON file is the one written, a missing metric (NaN,
+    /// written as null) included.
+    #[test]
+    fn table_json_reads_back_with_missing_metrics() {
+        let mut t = Table::new(vec!["accuracy".into(), "t2i_r5".into()]);
+        t.push("scratch", &[vec![0.5, f64::NAN], vec![0.6, f64::NAN]]);
+        t.push("mlm+mim", &[vec![0.9, 0.4]]);
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(text.contains("null"), "{text}");
+        let back: Table = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.rows[1], t.rows[1]);
+        assert_eq!(back.rows[0].values[0], t.rows[0].values[0]);
+        assert!(back.rows[0].values[1].mean.is_nan());
+        assert!(back.rows[0].seeds[1][0].is_nan());
+        assert_eq!(back.metrics, t.metrics);
     }
 }

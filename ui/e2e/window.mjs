@@ -30,7 +30,12 @@ const choose = async (label, option) =>
   (await driver.findElement(By.xpath(`//select[@aria-label='${label}']/option[starts-with(text(), '${option}')]`))).click();
 const step = async (name, f) => {
   process.stdout.write(`window: ${name} … `);
-  await f();
+  try {
+    await f();
+  } catch (e) {
+    await shot('failed').catch(() => {});
+    throw e;
+  }
   console.log('ok');
 };
 
@@ -77,6 +82,21 @@ try {
     assert.match(await hits[0].getText(), /circle/);
     await hits[0].click();
     assert.match(await (await $('aside[aria-label="item"]')).getText(), /Q: .*circle/);
+  });
+
+  await step('browse: duplicate groups of easy-VQA (the same question about alike pictures)', async () => {
+    await (await driver.findElement(By.xpath("//button[text()='Clear']"))).click();
+    // The filters are complete once the split counts have arrived.
+    await $$('select[aria-label="split filter"] option', 2);
+    await (await $('input[aria-label="duplicates"]')).click();
+    const summary = await $('[aria-label="duplicate groups"] p');
+    assert.match(await text(summary), /\d+ duplicates in \d+ groups among \d+ items/);
+    const groups = await $$('li[aria-label="duplicate group"]');
+    const first = await $$('li[aria-label="duplicate group"]:first-child figure img', 2);
+    await loaded(first[0]);
+    assert.ok(groups.length > 0);
+    await shot('4b-duplicates');
+    await (await $('input[aria-label="duplicates"]')).click();
   });
 
   await step('retrieval: text to images through the pre-trained run', async () => {
@@ -137,6 +157,11 @@ try {
     assert.match(text, /e2e-ask/);
     await (await $('input[aria-label="compare e2e-pre"]')).click();
     await $('.compare .chart canvas');
+    // The ablation the CLI ran: a from-scratch row and the variant, accuracy as mean.
+    const ablation = await $$('table[aria-label="ablation e2e-abl"] tbody tr', 2);
+    const variants = await Promise.all(ablation.map((r) => driver.executeScript('return arguments[0].textContent', r)));
+    assert.match(variants[0], /^scratch\d+\.\d1$/);
+    assert.match(variants[1], /^mlm\+itm\d+\.\d1$/);
     await shot('7-runs');
   });
 
@@ -147,6 +172,10 @@ try {
     const all = (await Promise.all(rows.map(text))).join('\n');
     assert.match(all, /e2e-pre.*D=\d+ L=\d+/);
     assert.match(all, /\d+\.\d MB/);
+    // Verifying loads the installed Whisper model.
+    await (await $('button[aria-label="verify tiny.en"]')).click();
+    const check = await $('[aria-label="check of tiny.en"]');
+    await driver.wait(async () => /^ok: tiny, English-only/.test(await text(check)), WAIT, 'the model verifies');
     await shot('8-models');
   });
 } finally {

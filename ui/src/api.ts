@@ -97,8 +97,47 @@ export type RunCheckpoints = {
 export type SystemInfo = {
   data_dir: string;
   device: string;
-  whisper_models: { path: string; size_bytes: number }[];
+  whisper_models: { file: string; path: string; size_bytes: number }[];
+  /** The official models the Models screen can download. */
+  whisper_catalog: { name: string; size_mib: number; installed: boolean }[];
   presets: string[];
+};
+
+/** What loading a Whisper model file proved (src/asr/models.rs ModelInfo). */
+export type WhisperInfo = {
+  path: string;
+  size_bytes: number;
+  size_name: string;
+  multilingual: boolean;
+  official: string | null;
+  header: Record<string, number>;
+};
+
+export type MeanStd = { mean: number | null; std: number | null; n: number };
+export type AblationTable = { metrics: string[]; rows: { variant: string; values: MeanStd[]; seeds: (number | null)[][] }[] };
+/** An ablation `tessera ablate` wrote, or why its file could not be read. */
+export type Ablation = { name: string; path: string; table: AblationTable | null; error: string | null };
+
+export type DupItem = { id: number; image_hash: string; phash: string; source_path: string; caption: string };
+export type DupGroup = { kind: 'exact' | 'near'; keep: number; items: DupItem[] };
+export type Duplicates = {
+  near: number;
+  items: number;
+  duplicates: number;
+  dropped: number;
+  groups_total: number;
+  groups: DupGroup[];
+};
+
+export type ImportRequest = {
+  dataset: string;
+  format: ImportFormat;
+  path: string;
+  strict?: boolean;
+  image_column?: string | null;
+  caption_column?: string | null;
+  images_dir?: string | null;
+  annotations?: string | null;
 };
 
 export type ObjectiveSettings = { enabled: boolean; [key: string]: number | boolean | string };
@@ -127,6 +166,7 @@ export const IMPORT_FORMATS = {
   csv: 'CSV (image, caption)',
   tsv: 'TSV (image, caption)',
   coco: 'COCO / Karpathy captions file',
+  vqa2: 'VQA v2 questions file (+ annotations)',
   webdataset: 'WebDataset shards',
   vqa_jsonl: 'VQA JSONL (image, question, answers)',
   easy_vqa: 'easy-VQA data folder',
@@ -161,8 +201,13 @@ export const api = {
     invoke<AskResult>('ask', { run, image, question, top }),
   pickImage: () => invoke<string | null>('pick_image'),
   pickPaths: (kind: 'folder' | 'files') => invoke<string[]>('pick_paths', { kind }),
-  startImport: (request: { dataset: string; format: ImportFormat; path: string }) =>
-    invoke<number>('start_import', { request }),
+  startImport: (request: ImportRequest) => invoke<number>('start_import', { request }),
+  duplicates: (dataset: string, near: number, drop: boolean) =>
+    invoke<Duplicates>('duplicates', { dataset, near, drop }),
+  verifyWhisper: (file: string) => invoke<WhisperInfo>('verify_whisper', { file }),
+  startWhisperInstall: (request: { name: string; from: string | null }) =>
+    invoke<number>('start_whisper_install', { request }),
+  ablations: () => invoke<Ablation[]>('ablations'),
   startIngest: (request: { dataset: string; paths: string[] }) => invoke<number>('start_ingest', { request }),
   startExport: (request: { dataset: string; out: string; split: string | null }) =>
     invoke<number>('start_export', { request }),

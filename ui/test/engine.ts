@@ -2,6 +2,11 @@
 // does (same shapes, same argument checks that matter to the page), from fixed data.
 export type Call = { cmd: string; args: Record<string, unknown> };
 
+declare global {
+  // What the next file dialog returns, when a test sets it.
+  var __nextPick: string[] | undefined;
+}
+
 const HASH = (i: number) => i.toString(16).padStart(64, '0');
 const TOTAL = 100_000;
 
@@ -28,6 +33,9 @@ const runs = [
   { id: 2, name: 'shapes-vqa-1', kind: 'finetune', dataset: 'shapes', status: 'finished', error: null, step: 300, created_at: '', updated_at: '', parent: 'shapes-1', loss: 0.41 },
   { id: 1, name: 'shapes-1', kind: 'pretrain', dataset: 'shapes', status: 'stopped', error: null, step: 200, created_at: '', updated_at: '', parent: null, loss: 2.5 },
 ];
+
+/** Whisper models installed. */
+const installed = ['tiny.en'];
 
 /** Runs started through `start_pretrain` in this page. */
 const started: typeof runs = [];
@@ -63,9 +71,68 @@ function full(cmd: string, a: Record<string, unknown>): unknown {
       return {
         data_dir: '/home/me/.local/share/tessera',
         device: 'cpu',
-        whisper_models: [{ path: '/home/me/.local/share/tessera/models/ggml-tiny.en.bin', size_bytes: 77_691_713 }],
+        whisper_models: installed.map((name) => ({
+          file: `ggml-${name}.bin`,
+          path: `/home/me/.local/share/tessera/models/ggml-${name}.bin`,
+          size_bytes: 77_691_713,
+        })),
+        whisper_catalog: ['large-v3', 'small.en', 'base.en', 'tiny.en'].map((name, i) => ({
+          name,
+          size_mib: [2950, 466, 142, 75][i],
+          installed: installed.includes(name),
+        })),
         presets: ['tiny', 'small', 'base'],
       };
+    case 'verify_whisper':
+      if (a.file !== 'ggml-tiny.en.bin') throw `no Whisper model ${JSON.stringify(a.file)} in /home/me/.local/share/tessera/models`;
+      return {
+        path: '/home/me/.local/share/tessera/models/ggml-tiny.en.bin',
+        size_bytes: 77_691_713,
+        size_name: 'tiny',
+        multilingual: false,
+        official: null,
+        header: { n_audio_layer: 4, n_text_layer: 4, n_audio_state: 384 },
+      };
+    case 'start_whisper_install': {
+      const req = a.request as { name: string; from: string | null };
+      if (!req.from && !['large-v3', 'small.en', 'base.en', 'tiny.en'].includes(req.name))
+        throw `no official Whisper model ${JSON.stringify(req.name)}`;
+      return 21;
+    }
+    case 'ablations':
+      return [
+        {
+          name: 'evqa',
+          path: '/home/me/.local/share/tessera/ablations/evqa.json',
+          table: {
+            metrics: ['accuracy'],
+            rows: [
+              { variant: 'scratch', values: [{ mean: 0.5512, std: 0.0141, n: 3 }], seeds: [[0.54, 0.55, 0.56]] },
+              { variant: 'mlm+mim', values: [{ mean: 0.6378, std: 0.0121, n: 3 }], seeds: [[0.63, 0.64, 0.65]] },
+            ],
+          },
+          error: null,
+        },
+        { name: 'broken', path: '/x/broken.json', table: null, error: '/x/broken.json: EOF while parsing a list at line 1 column 13' },
+      ];
+    case 'duplicates': {
+      const near = a.near as number;
+      if (near > 64) throw `--near ${near}: at most 64 bits`;
+      if (a.dataset !== 'shapes') return { near, items: 42, duplicates: 0, dropped: 0, groups_total: 0, groups: [] };
+      const group = (keep: number, kind: string) => ({
+        kind,
+        keep,
+        items: [keep, keep + 7].map((id) => ({ id, image_hash: HASH(id), phash: 'ffee', source_path: `/data/${id}.png`, caption: `copy of ${keep}` })),
+      });
+      return {
+        near,
+        items: TOTAL,
+        duplicates: near === 0 ? 1 : 2,
+        dropped: a.drop ? (near === 0 ? 1 : 2) : 0,
+        groups_total: near === 0 ? 1 : 2,
+        groups: near === 0 ? [group(3, 'exact')] : [group(3, 'exact'), group(10, 'near')],
+      };
+    }
     case 'config_preset':
       if (a.name !== 'tiny' && a.name !== 'small' && a.name !== 'base') throw `unknown model config ${JSON.stringify(a.name)}`;
       return structuredClone(config);
@@ -147,6 +214,12 @@ function full(cmd: string, a: Record<string, unknown>): unknown {
     case 'pick_image':
       return '/home/me/Pictures/shape.png';
     case 'pick_paths':
+      // A test may say what the next dialog returns.
+      if (globalThis.__nextPick) {
+        const picked = globalThis.__nextPick;
+        globalThis.__nextPick = undefined;
+        return picked;
+      }
       return a.kind === 'folder' ? ['/home/me/photos'] : ['/home/me/a.mp4', '/home/me/b.mov'];
     case 'start_import':
     case 'start_ingest': {
@@ -187,7 +260,11 @@ export function engine(scenario: string, cmd: string, a: Record<string, unknown>
   if (scenario === 'error') throw 'database disk image is malformed: /home/me/.local/share/tessera/catalog.sqlite';
   if (scenario === 'empty') {
     if (cmd === 'datasets' || cmd === 'runs') return [];
-    if (cmd === 'system_info') return { ...(full(cmd, a) as object), whisper_models: [] };
+    if (cmd === 'system_info') {
+      installed.length = 0;
+      return full(cmd, a);
+    }
+    if (cmd === 'ablations') return [];
   }
   return full(cmd, a);
 }

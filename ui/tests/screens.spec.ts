@@ -72,13 +72,109 @@ test('library: import a dropped folder, problems listed; a bad name refused', as
   await add.getByLabel('new data set').fill('vqa');
   await add.getByRole('button', { name: 'Import' }).click();
   const [req] = (await calls(page, 'start_import')).slice(-1);
-  expect(req).toEqual({ request: { dataset: 'vqa', format: 'easy_vqa', path: '/home/me/easy-vqa/data' } });
+  expect(req).toEqual({
+    request: {
+      dataset: 'vqa',
+      format: 'easy_vqa',
+      path: '/home/me/easy-vqa/data',
+      strict: false,
+      image_column: null,
+      caption_column: null,
+      images_dir: null,
+      annotations: null,
+    },
+  });
   await emit(page, 'engine', { job: 11, event: 'import_image_done', source: 'train/images/0.png', ok: true });
   await emit(page, 'engine', { job: 11, event: 'import_image_done', source: 'train/images/1.png', ok: false });
   await emit(page, 'engine', { job: 11, event: 'import_problem', message: 'train/images/1.png: truncated PNG' });
   await expect(add.getByLabel('problems')).toContainText('train/images/1.png: truncated PNG');
   await emit(page, 'job-ended', { id: 11, what: 'import', state: 'finished', report: { added: 9, unchanged: 0, cancelled: false }, error: null });
   await expect(add.getByLabel('progress')).toContainText('2 done, 1 failed · finished · 9 items added, 0 already there');
+});
+
+test('library: import options per format (columns, COCO images folder, VQA v2 annotations, strict) reach the engine', async ({ page }) => {
+  await open(page);
+  const add = page.getByLabel('add data');
+  await add.getByLabel('new data set').fill('pairs');
+  await add.getByLabel('what to add').selectOption('csv');
+  const options = add.getByLabel('import options');
+  await options.getByLabel('image column').fill('file');
+  await options.getByLabel('caption column').fill('text');
+  await options.getByLabel('strict').check();
+  await page.evaluate(() => (globalThis.__nextPick = ['/home/me/pairs.csv']));
+  await add.getByRole('button', { name: 'Choose files…' }).click();
+  await add.getByRole('button', { name: 'Import' }).click();
+  expect((await calls(page, 'start_import')).slice(-1)).toEqual([
+    {
+      request: {
+        dataset: 'pairs',
+        format: 'csv',
+        path: '/home/me/pairs.csv',
+        strict: true,
+        image_column: 'file',
+        caption_column: 'text',
+        images_dir: null,
+        annotations: null,
+      },
+    },
+  ]);
+  await emit(page, 'engine', { job: 11, event: 'import_problem', message: '/home/me/pairs.csv:4: /home/me/missing.png: no such file' });
+  await emit(page, 'job-ended', { id: 11, what: 'import', state: 'finished', report: { added: 0, unchanged: 0, aborted: true, cancelled: false }, error: null });
+  await expect(add.getByLabel('progress')).toContainText('stopped at the first problem (strict): nothing written');
+  await expect(add.getByLabel('progress')).not.toContainText('items added');
+
+  // COCO: the images folder is chosen in its own dialog and sent with the captions file.
+  await add.getByLabel('what to add').selectOption('coco');
+  await expect(options.getByLabel('image column')).toHaveCount(0);
+  await page.evaluate(() => (globalThis.__nextPick = ['/home/me/coco/val2017']));
+  await options.getByRole('button', { name: 'Images folder…' }).click();
+  await expect(options).toContainText('/home/me/coco/val2017');
+  await page.evaluate(() => (globalThis.__nextPick = ['/home/me/coco/captions_val2017.json']));
+  await add.getByRole('button', { name: 'Choose files…' }).click();
+  await add.getByLabel('new data set').fill('coco');
+  await add.getByRole('button', { name: 'Import' }).click();
+  const [coco] = (await calls(page, 'start_import')).slice(-1);
+  expect(coco.request).toMatchObject({ format: 'coco', path: '/home/me/coco/captions_val2017.json', images_dir: '/home/me/coco/val2017', annotations: null });
+
+  await emit(page, 'job-ended', { id: 11, what: 'import', state: 'finished', report: { added: 5, unchanged: 0, cancelled: false }, error: null });
+
+  // VQA v2: the annotations file.
+  await add.getByLabel('what to add').selectOption('vqa2');
+  await page.evaluate(() => (globalThis.__nextPick = ['/home/me/v2_mscoco_val2014_annotations.json']));
+  await options.getByRole('button', { name: 'Annotations file…' }).click();
+  await page.evaluate(() => (globalThis.__nextPick = ['/home/me/v2_OpenEnded_mscoco_val2014_questions.json']));
+  await add.getByRole('button', { name: 'Choose files…' }).click();
+  await add.getByRole('button', { name: 'Import' }).click();
+  const [vqa] = (await calls(page, 'start_import')).slice(-1);
+  expect(vqa.request).toMatchObject({ format: 'vqa2', annotations: '/home/me/v2_mscoco_val2014_annotations.json', images_dir: null });
+});
+
+test('browser: duplicate groups side by side, an item opens, drop asks once more', async ({ page }) => {
+  await open(page);
+  await go(page, 'Browse');
+  await page.getByLabel('duplicates').check();
+  const groups = page.getByRole('listitem', { name: 'duplicate group' });
+  await expect(groups).toHaveCount(2);
+  await expect(page.locator('.dups')).toContainText('2 duplicates in 2 groups among 100000 items');
+  await expect(groups.first()).toContainText('exact');
+  await expect(groups.nth(1)).toContainText('near');
+  // (React's strict mode may load twice; neither call drops anything.)
+  expect(new Set((await calls(page, 'duplicates')).map((c) => JSON.stringify(c)))).toEqual(
+    new Set([JSON.stringify({ dataset: 'shapes', near: 4, drop: false })]),
+  );
+  await page.getByLabel('near bits').fill('0');
+  await expect(groups).toHaveCount(1);
+  await groups.first().locator('figure').nth(1).click();
+  await expect(page.getByRole('complementary', { name: 'item' })).toContainText('#10');
+  await page.getByRole('button', { name: 'Drop duplicates…' }).click();
+  expect((await calls(page, 'duplicates')).filter((c) => c.drop)).toEqual([]);
+  await page.getByRole('button', { name: 'Delete 1 items?' }).click();
+  expect((await calls(page, 'duplicates')).filter((c) => c.drop)).toEqual([{ dataset: 'shapes', near: 0, drop: true }]);
+  await expect(page.getByRole('status')).toContainText('1 duplicates deleted; the first item of each group was kept.');
+  await page.getByLabel('near bits').fill('99');
+  await expect(page.getByLabel('near bits')).toHaveValue('64');
+  await page.getByLabel('duplicates').uncheck();
+  await expect(page.locator('figure.tile').first()).toBeVisible();
 });
 
 test('the grid is virtualised: 100k items, a few tiles in the page, pages fetched on scroll', async ({ page }) => {
@@ -254,13 +350,28 @@ test('runs: table, overlay two runs, evaluations', async ({ page }) => {
   await expect(page.getByRole('table', { name: 'evaluations' })).toContainText('accuracy 0.8621');
 });
 
+test('runs: ablation tables with mean ± std, the best in bold; a damaged file says why', async ({ page }) => {
+  await open(page);
+  await go(page, 'Runs');
+  const table = page.getByRole('table', { name: 'ablation evqa' });
+  await expect(table.locator('tbody tr')).toHaveCount(2);
+  await expect(table.locator('tbody tr').nth(0)).toContainText('scratch55.1 ± 1.43');
+  await expect(table.locator('tbody tr').nth(1).locator('b')).toHaveText('63.8 ± 1.2');
+  await expect(page.getByRole('alert')).toContainText('broken.json: EOF while parsing');
+  await open(page, 'empty');
+  await go(page, 'Runs');
+  await expect(page.getByText('No ablations yet.')).toBeVisible();
+});
+
 test('runs: empty and error states', async ({ page }) => {
   await open(page, 'empty');
   await go(page, 'Runs');
   await expect(page.getByText('No runs yet.')).toBeVisible();
   await open(page, 'error');
   await go(page, 'Runs');
-  await expect(page.getByRole('alert')).toContainText('malformed');
+  // The runs and the ablations each say what failed.
+  await expect(page.getByRole('alert')).toHaveCount(2);
+  await expect(page.getByRole('alert').first()).toContainText('malformed');
 });
 
 test('retrieval: text to images, image to captions, re-rank flag; errors shown', async ({ page }) => {
@@ -328,19 +439,52 @@ test('ask: pick an image, ask, see answers with probabilities, attention and his
   await expect(page.getByRole('alert')).toContainText('the question is empty');
 });
 
-test('models: device, data directory, whisper models; none installed', async ({ page }) => {
+test('models: device, data directory, whisper models verified; none installed', async ({ page }) => {
   await open(page);
   await go(page, 'Models');
   await expect(page.getByTestId('device')).toHaveText('cpu');
-  await expect(page.getByRole('table', { name: 'whisper models' })).toContainText('ggml-tiny.en.bin');
-  await expect(page.getByRole('table', { name: 'whisper models' })).toContainText('77.7 MB');
+  const models = page.getByRole('table', { name: 'whisper models' });
+  await expect(models).toContainText('ggml-tiny.en.bin');
+  await expect(models).toContainText('77.7 MB');
+  await models.getByRole('button', { name: 'verify tiny.en' }).click();
+  await expect(page.getByLabel('check of tiny.en')).toHaveText('ok: tiny, English-only, not an official checksum');
+  expect(await calls(page, 'verify_whisper')).toEqual([{ file: 'ggml-tiny.en.bin' }]);
   await open(page, 'empty');
   await go(page, 'Models');
-  await expect(page.getByText('None installed.')).toBeVisible();
+  await expect(page.getByText('None installed')).toBeVisible();
   await open(page, 'error');
   await go(page, 'Models');
   await expect(page.getByRole('alert')).toHaveCount(2);
   await expect(page.getByRole('alert').first()).toContainText('malformed');
+});
+
+test('models: install Whisper from the catalogue with progress and cancel, or from a chosen file', async ({ page }) => {
+  await open(page);
+  await go(page, 'Models');
+  const install = page.getByLabel('install whisper');
+  await install.getByLabel('official model').selectOption('base.en');
+  await install.getByRole('button', { name: 'Download' }).click();
+  expect(await calls(page, 'start_whisper_install')).toEqual([{ request: { name: 'base.en', from: null } }]);
+  await emit(page, 'engine', { job: 21, event: 'download', name: 'base.en', done: 74_000_000, total: 148_000_000 });
+  const progress = page.getByLabel('whisper install');
+  await expect(progress).toContainText('installing base.en');
+  await expect(progress).toContainText('74.0 MB of 148.0 MB');
+  await expect(progress.locator('progress')).toHaveAttribute('value', '74000000');
+  await expect(install.getByRole('button', { name: 'Download' })).toBeDisabled();
+  await install.getByRole('button', { name: 'Cancel' }).click();
+  expect(await calls(page, 'cancel_job')).toEqual([{ job: 21 }]);
+  await emit(page, 'job-ended', { id: 21, what: 'install', state: 'failed', report: null, error: 'installing base.en was cancelled; nothing was kept' });
+  await expect(progress.getByRole('alert')).toContainText('was cancelled; nothing was kept');
+  // The model list is read again once a job ends.
+  expect((await calls(page, 'system_info')).length).toBeGreaterThan(1);
+
+  await page.evaluate(() => (globalThis.__nextPick = ['/home/me/models/ggml-small.en-q5.bin']));
+  await install.getByRole('button', { name: 'Install a model file…' }).click();
+  expect((await calls(page, 'start_whisper_install')).slice(-1)).toEqual([
+    { request: { name: 'small.en-q5', from: '/home/me/models/ggml-small.en-q5.bin' } },
+  ]);
+  await emit(page, 'job-ended', { id: 21, what: 'install', state: 'finished', report: { path: '/x' }, error: null });
+  await expect(progress).toContainText('installed small.en-q5');
 });
 
 test('models: checkpoints with sizes; delete asks once more, refusals shown', async ({ page }) => {

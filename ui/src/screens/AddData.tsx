@@ -1,23 +1,69 @@
 import { useEffect, useState } from 'react';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
-import { api, IMPORT_FORMATS, message, onEngineEvent, onJobEnded, type ImportFormat, type JobInfo } from '../api';
+import { api, IMPORT_FORMATS, message, type EngineEvent, type ImportFormat } from '../api';
+import { useFollowJob, type Followed } from '../components/jobs';
 import { ErrorBox } from '../components/load';
+import { fileName } from '../paths';
 
 type Kind = 'videos' | ImportFormat;
+
+/** The import's options the format takes (src/ingest/import ImportOptions). */
+type Options = {
+  strict: boolean;
+  image_column: string;
+  caption_column: string;
+  images_dir: string | null;
+  annotations: string | null;
+};
+const TABLES: Kind[] = ['jsonl', 'csv', 'tsv'];
 
 /** One file's fate in a running job, as the engine's events tell it. */
 type FileState = { path: string; state: string; ok?: boolean; reason?: string };
 
-type Job = {
-  id: number;
+type Job = Followed & {
   files: Map<string, FileState>;
   done: number;
   failed: number;
   problems: string[];
-  ended?: JobInfo;
 };
 
-const base = (p: string) => p.split(/[\\/]/).pop() ?? p;
+/** One engine event of an ingest or import folded into the job's per-file view. */
+function fileProgress(j: Job, e: EngineEvent): Job {
+  const n: Job = { ...j, files: new Map(j.files), problems: j.problems };
+  const put = (path: string, f: Partial<FileState>) =>
+    n.files.set(path, { ...(n.files.get(path) ?? { path, state: '' }), ...f });
+  switch (e.event) {
+    case 'video_started':
+      put(e.path as string, { state: 'started' });
+      break;
+    case 'stage_started':
+      put(e.path as string, { state: e.stage as string });
+      break;
+    case 'stage_progress':
+      put(e.path as string, { state: `${e.stage} ${Math.round((e.fraction as number) * 100)}%` });
+      break;
+    case 'video_finished': {
+      const r = e.result as { outcome: string; items?: number; reason?: string };
+      const ok = r.outcome !== 'failed';
+      put(e.path as string, { state: ok ? `${r.outcome.replace('_', ' ')}: ${r.items} items` : 'failed', ok, reason: r.reason });
+      n.done += 1;
+      if (!ok) n.failed += 1;
+      break;
+    }
+    case 'input_rejected':
+      put(e.path as string, { state: 'failed', ok: false, reason: e.reason as string });
+      n.failed += 1;
+      break;
+    case 'import_image_done':
+      n.done += 1;
+      if (!e.ok) n.failed += 1;
+      break;
+    case 'import_problem':
+      n.problems = [...j.problems, e.message as string];
+      break;
+  }
+  return n;
+}
 
 /** Pick or drop videos, folders and files; ingest or import them with per-file progress,
  * cancel, and the failed files with their reasons. */
@@ -27,67 +73,26 @@ export function AddData({ changed }: { changed: () => void }) {
   const [paths, setPaths] = useState<string[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [job, setJob] = useState<Job | null>(null);
+  const [options, setOptions] = useState<Options>({ strict: false, image_column: '', caption_column: '', images_dir: null, annotations: null });
 
   useEffect(() => {
-    const off = [
-      getCurrentWebview().onDragDropEvent((e) => {
-        if (e.payload.type !== 'drop') return;
-        const dropped = e.payload.paths;
-        setPaths((p) => [...new Set([...p, ...dropped])]);
-      }),
-      onEngineEvent((e) =>
-        setJob((j) => {
-          if (!j || j.id !== e.job) return j;
-          const n: Job = { ...j, files: new Map(j.files), problems: j.problems };
-          const put = (path: string, f: Partial<FileState>) =>
-            n.files.set(path, { ...(n.files.get(path) ?? { path, state: '' }), ...f });
-          switch (e.event) {
-            case 'video_started':
-              put(e.path as string, { state: 'started' });
-              break;
-            case 'stage_started':
-              put(e.path as string, { state: e.stage as string });
-              break;
-            case 'stage_progress':
-              put(e.path as string, { state: `${e.stage} ${Math.round((e.fraction as number) * 100)}%` });
-              break;
-            case 'video_finished': {
-              const r = e.result as { outcome: string; items?: number; reason?: string };
-              const ok = r.outcome !== 'failed';
-              put(e.path as string, { state: ok ? `${r.outcome.replace('_', ' ')}: ${r.items} items` : 'failed', ok, reason: r.reason });
-              n.done += 1;
-              if (!ok) n.failed += 1;
-              break;
-            }
-            case 'input_rejected':
-              put(e.path as string, { state: 'failed', ok: false, reason: e.reason as string });
-              n.failed += 1;
-              break;
-            case 'import_image_done':
-              n.done += 1;
-              if (!e.ok) n.failed += 1;
-              break;
-            case 'import_problem':
-              n.problems = [...j.problems, e.message as string];
-              break;
-          }
-          return n;
-        }),
-      ),
-      onJobEnded((info) =>
-        setJob((j) => {
-          if (!j || j.id !== info.id) return j;
-          changed();
-          return { ...j, ended: info };
-        }),
-      ),
-    ];
-    return () => off.forEach((p) => p.then((f) => f()));
-  }, [changed]);
+    const off = getCurrentWebview().onDragDropEvent((e) => {
+      if (e.payload.type !== 'drop') return;
+      const dropped = e.payload.paths;
+      setPaths((p) => [...new Set([...p, ...dropped])]);
+    });
+    return () => void off.then((f) => f());
+  }, []);
+  useFollowJob(setJob, fileProgress, changed);
 
   const pick = (what: 'folder' | 'files') =>
     api.pickPaths(what).then(
       (p) => setPaths((old) => [...new Set([...old, ...p])]),
+      (e) => setError(message(e)),
+    );
+  const pickOption = (key: 'images_dir' | 'annotations', what: 'folder' | 'files') =>
+    api.pickPaths(what).then(
+      ([p]) => p && setOptions((o) => ({ ...o, [key]: p })),
       (e) => setError(message(e)),
     );
   const start = async () => {
@@ -96,7 +101,16 @@ export function AddData({ changed }: { changed: () => void }) {
       const id =
         kind === 'videos'
           ? await api.startIngest({ dataset, paths })
-          : await api.startImport({ dataset, format: kind, path: paths[0] });
+          : await api.startImport({
+              dataset,
+              format: kind,
+              path: paths[0],
+              strict: options.strict,
+              image_column: TABLES.includes(kind) ? options.image_column.trim() || null : null,
+              caption_column: TABLES.includes(kind) ? options.caption_column.trim() || null : null,
+              images_dir: kind === 'coco' ? options.images_dir : null,
+              annotations: kind === 'vqa2' ? options.annotations : null,
+            });
       setJob({ id, files: new Map(), done: 0, failed: 0, problems: [] });
       setPaths([]);
     } catch (e) {
@@ -138,8 +152,43 @@ export function AddData({ changed }: { changed: () => void }) {
           </ul>
         )}
       </div>
+      {kind !== 'videos' && (
+        <div className="form" aria-label="import options">
+          {TABLES.includes(kind) && (
+            <>
+              <label>
+                image column
+                <input aria-label="image column" placeholder="image" value={options.image_column}
+                  onChange={(e) => setOptions({ ...options, image_column: e.target.value })} />
+              </label>
+              <label>
+                caption column
+                <input aria-label="caption column" placeholder="caption" value={options.caption_column}
+                  onChange={(e) => setOptions({ ...options, caption_column: e.target.value })} />
+              </label>
+            </>
+          )}
+          {kind === 'coco' && (
+            <span>
+              <button onClick={() => pickOption('images_dir', 'folder')}>Images folder…</button>{' '}
+              <span className="muted">{options.images_dir ?? 'a Karpathy file finds its images beside it'}</span>
+            </span>
+          )}
+          {kind === 'vqa2' && (
+            <span>
+              <button onClick={() => pickOption('annotations', 'files')}>Annotations file…</button>{' '}
+              <span className="muted">{options.annotations ?? 'the answers: none chosen yet'}</span>
+            </span>
+          )}
+          <label className="inline">
+            <input type="checkbox" aria-label="strict" checked={options.strict}
+              onChange={(e) => setOptions({ ...options, strict: e.target.checked })} />
+            strict: the first problem stops the import, nothing written
+          </label>
+        </div>
+      )}
       {kind !== 'videos' && paths.length > 1 && (
-        <p className="muted">An import reads one folder or file: {base(paths[0])} goes in, the rest stays chosen.</p>
+        <p className="muted">An import reads one folder or file: {fileName(paths[0])} goes in, the rest stays chosen.</p>
       )}
       <div className="row">
         <button className="primary" disabled={!dataset.trim() || paths.length === 0 || !!running} onClick={start}>
@@ -157,8 +206,17 @@ export function AddData({ changed }: { changed: () => void }) {
             {job.ended && (
               <>
                 {' '}
-                · <b>{job.ended.error ? 'failed' : r?.cancelled ? 'cancelled' : 'finished'}</b>
-                {r && r.added != null && <> · {r.added} items added, {r.unchanged} already there</>}
+                ·{' '}
+                <b>
+                  {job.ended.error
+                    ? 'failed'
+                    : r?.cancelled
+                      ? 'cancelled'
+                      : r?.aborted
+                        ? 'stopped at the first problem (strict): nothing written'
+                        : 'finished'}
+                </b>
+                {r && r.added != null && !r.aborted && <> · {r.added} items added, {r.unchanged} already there</>}
               </>
             )}
           </p>
@@ -168,7 +226,7 @@ export function AddData({ changed }: { changed: () => void }) {
               <tbody>
                 {[...job.files.values()].map((f) => (
                   <tr key={f.path} className={f.ok === false ? 'failed' : ''}>
-                    <td>{base(f.path)}</td>
+                    <td>{fileName(f.path)}</td>
                     <td>{f.state}</td>
                     <td className="reason">{f.reason}</td>
                   </tr>

@@ -1,7 +1,9 @@
 import { useEffect, useRef, useState } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { api, imageUrl, message, onEngineEvent, onJobEnded, thumbUrl, type Item, type ItemFilter, type JobInfo, type SearchHit } from '../api';
+import { api, imageUrl, message, thumbUrl, type EngineEvent, type Item, type ItemFilter, type SearchHit } from '../api';
+import { useFollowJob, type Followed } from '../components/jobs';
 import { Empty, ErrorBox, Loading, Show, useLoad } from '../components/load';
+import { fileName } from '../paths';
 
 const PAGE = 200;
 const TILE = 176;
@@ -18,7 +20,11 @@ export function Browser({ dataset, focus, datasets }: { dataset: string | null; 
   const [selected, setSelected] = useState<Item | null>(null);
   const [version, setVersion] = useState(0);
   const [filter, setFilter] = useState<ItemFilter>({});
-  useEffect(() => setSelected(null), [name, submitted, filter]);
+  // Bits two perceptual hashes may differ by in the duplicates view; null: the grid.
+  const [near, setNear] = useState<number | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  useEffect(() => setSelected(null), [name, submitted, filter, near]);
+  useEffect(() => setNotice(null), [name, near]);
   // Opened on one item (a retrieval hit): show it in the panel.
   const [focusError, setFocusError] = useState<string | null>(null);
   useEffect(() => {
@@ -35,6 +41,7 @@ export function Browser({ dataset, focus, datasets }: { dataset: string | null; 
           onChange={(e) => {
             setName(e.target.value);
             setFilter({});
+            setNear(null);
           }}
         >
           {datasets.map((d) => (
@@ -69,11 +76,29 @@ export function Browser({ dataset, focus, datasets }: { dataset: string | null; 
         <Export dataset={name} split={filter.split} />
       </header>
       {focusError && <ErrorBox error={focusError} />}
-      {!submitted && <Filters key={name} dataset={name} filter={filter} setFilter={setFilter} />}
+      {notice && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      )}
+      {!submitted && (
+        <Filters key={name} dataset={name} filter={filter} setFilter={setFilter} near={near} setNear={setNear} />
+      )}
       <div className="split">
         <div className="pane">
           {submitted ? (
             <SearchResults key={`${name}/${submitted}/${version}`} dataset={name} query={submitted} select={setSelected} />
+          ) : near != null ? (
+            <DuplicateGroups
+              key={`${name}/${near}/${version}`}
+              dataset={name}
+              near={near}
+              select={setSelected}
+              dropped={(note) => {
+                setNotice(note);
+                setVersion((v) => v + 1);
+              }}
+            />
           ) : (
             <Grid
               key={`${name}/${version}/${JSON.stringify(filter)}`}
@@ -125,8 +150,80 @@ function SearchResults({ dataset, query, select }: { dataset: string; query: str
   );
 }
 
-/** Split, source and caption-length filters; the engine applies them (src/store ItemFilter). */
-function Filters({ dataset, filter, setFilter }: { dataset: string; filter: ItemFilter; setFilter: (f: ItemFilter) => void }) {
+/** Exact and near-duplicate groups (src/curate/dedupe.rs), each item opens in the panel; drop
+ * deletes all but the first of each group after a second click. */
+function DuplicateGroups({
+  dataset,
+  near,
+  select,
+  dropped,
+}: {
+  dataset: string;
+  near: number;
+  select: (i: Item) => void;
+  dropped: (note: string) => void;
+}) {
+  const [result] = useLoad(() => api.duplicates(dataset, near, false), [dataset, near]);
+  const [confirm, setConfirm] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const open = (id: number) => api.item(dataset, id).then(select, (e) => setError(message(e)));
+  const drop = () =>
+    api.duplicates(dataset, near, true).then(
+      (r) => dropped(`${r.dropped} duplicates deleted; the first item of each group was kept.`),
+      (e) => setError(message(e)),
+    );
+  return (
+    <Show what="duplicates" result={result}>
+      {(d) =>
+        d.groups_total === 0 ? (
+          <Empty>
+            No duplicates among the {d.items} items of {dataset} (perceptual hashes within {near} bits).
+          </Empty>
+        ) : (
+          <div className="dups" aria-label="duplicate groups">
+            <p>
+              <b>{d.duplicates}</b> duplicates in {d.groups_total} groups among {d.items} items
+              {d.groups.length < d.groups_total && <> (the first {d.groups.length} groups shown)</>}.{' '}
+              <button className={confirm ? 'danger' : ''} onClick={() => (confirm ? drop() : setConfirm(true))}>
+                {confirm ? `Delete ${d.duplicates} items?` : 'Drop duplicates…'}
+              </button>
+            </p>
+            {error && <ErrorBox error={error} />}
+            <ol className="dup-groups">
+              {d.groups.map((g) => (
+                <li key={g.keep} aria-label="duplicate group">
+                  <span className="tag">{g.kind}</span>
+                  {g.items.map((it) => (
+                    <figure key={it.id} className={`clickable${it.id === g.keep ? ' keep' : ''}`} onClick={() => open(it.id)}>
+                      <img src={thumbUrl(it.image_hash)} alt="" loading="lazy" />
+                      <figcaption>{it.caption || fileName(it.source_path)}</figcaption>
+                    </figure>
+                  ))}
+                </li>
+              ))}
+            </ol>
+          </div>
+        )
+      }
+    </Show>
+  );
+}
+
+/** Split, source and caption-length filters; the engine applies them (src/store ItemFilter).
+ * "duplicates" swaps the grid for the data set's duplicate groups. */
+function Filters({
+  dataset,
+  filter,
+  setFilter,
+  near,
+  setNear,
+}: {
+  dataset: string;
+  filter: ItemFilter;
+  setFilter: (f: ItemFilter) => void;
+  near: number | null;
+  setNear: (n: number | null) => void;
+}) {
   const [stats] = useLoad(() => api.datasetStats(dataset), [dataset]);
   const splits = stats.state === 'ready' ? stats.value.splits : [];
   const num = (v: string) => (v.trim() === '' ? undefined : Math.max(0, Math.floor(Number(v))));
@@ -164,21 +261,41 @@ function Filters({ dataset, filter, setFilter }: { dataset: string; filter: Item
         <input aria-label="max words" type="number" min={0} placeholder="max" defaultValue={filter.max_words}
           onBlur={(e) => setFilter({ ...filter, max_words: num(e.target.value) })} />
       </label>
+      <label className="inline">
+        <input
+          type="checkbox"
+          aria-label="duplicates"
+          checked={near != null}
+          onChange={(e) => setNear(e.target.checked ? 4 : null)}
+        />
+        duplicates
+      </label>
+      {near != null && (
+        <label className="inline">
+          within
+          <input
+            aria-label="near bits"
+            type="number"
+            min={0}
+            max={64}
+            value={near}
+            onChange={(e) => setNear(Math.min(64, Math.max(0, Math.floor(Number(e.target.value) || 0))))}
+          />
+          bits
+        </label>
+      )}
     </form>
   );
 }
 
+type ExportJob = Followed & { items: number };
+const countExported = (j: ExportJob, e: EngineEvent) => (e.event === 'export_item_done' ? { ...j, items: j.items + 1 } : j);
+
 /** Writes the data set (or the split filtered on) as WebDataset shards into a chosen folder. */
 function Export({ dataset, split }: { dataset: string; split?: string }) {
-  const [job, setJob] = useState<{ id: number; items: number; ended?: JobInfo } | null>(null);
+  const [job, setJob] = useState<ExportJob | null>(null);
   const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    const off = [
-      onEngineEvent((e) => setJob((j) => (j && j.id === e.job && e.event === 'export_item_done' ? { ...j, items: j.items + 1 } : j))),
-      onJobEnded((info) => setJob((j) => (j && j.id === info.id ? { ...j, ended: info } : j))),
-    ];
-    return () => off.forEach((p) => p.then((f) => f()));
-  }, []);
+  useFollowJob(setJob, countExported);
   const start = async () => {
     setError(null);
     try {

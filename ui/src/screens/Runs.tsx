@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react';
-import { api, type RunDetail } from '../api';
+import { api, type Ablation, type MeanStd, type RunDetail } from '../api';
 import { LineChart } from '../components/Chart';
-import { Empty, Show, useLoad } from '../components/load';
+import { Empty, ErrorBox, Show, useLoad } from '../components/load';
 
 const fmt = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : JSON.stringify(v));
 
@@ -69,7 +69,75 @@ export function Runs() {
           {(ds) => <Compare details={ds} metric={metric} setMetric={setMetric} />}
         </Show>
       )}
+      <Ablations />
     </section>
+  );
+}
+
+/** Percent with one decimal, ± the sample std over seeds (as the engine's tables print it). */
+const meanStd = (v: MeanStd) =>
+  v.mean == null ? '—' : v.n > 1 && v.std != null ? `${(100 * v.mean).toFixed(1)} ± ${(100 * v.std).toFixed(1)}` : (100 * v.mean).toFixed(1);
+
+/** The tables `tessera ablate` wrote: one row per pre-training variant (and from scratch), the
+ * downstream metrics as mean ± std over seeds; the best mean of each column in bold. */
+function Ablations() {
+  const [list, reload] = useLoad(() => api.ablations(), []);
+  return (
+    <div className="ablations">
+      <h2>
+        Ablations <button onClick={reload}>Refresh</button>
+      </h2>
+      <Show what="ablations" result={list}>
+        {(all) =>
+          all.length === 0 ? (
+            <Empty>
+              No ablations yet.{' '}
+              <code>tessera ablate --dataset D --downstream vqa --vary objectives=mlm+mim,mlm+mim+alt --seeds 3</code>{' '}
+              writes one.
+            </Empty>
+          ) : (
+            all.map((a) => <AblationTable key={a.name} ablation={a} />)
+          )
+        }
+      </Show>
+    </div>
+  );
+}
+
+function AblationTable({ ablation }: { ablation: Ablation }) {
+  const t = ablation.table;
+  if (!t) return <ErrorBox error={ablation.error ?? `${ablation.name}: unreadable`} />;
+  const best = t.metrics.map((_, m) => Math.max(...t.rows.map((r) => r.values[m]?.mean ?? -Infinity)));
+  return (
+    <table className="table" aria-label={`ablation ${ablation.name}`}>
+      <caption>
+        {ablation.name} <span className="muted">{ablation.path}</span>
+      </caption>
+      <thead>
+        <tr>
+          <th>variant</th>
+          {t.metrics.map((m) => (
+            <th key={m} className="num">
+              {m}
+            </th>
+          ))}
+          <th className="num">seeds</th>
+        </tr>
+      </thead>
+      <tbody>
+        {t.rows.map((r) => (
+          <tr key={r.variant}>
+            <td>{r.variant}</td>
+            {r.values.map((v, m) => (
+              <td key={m} className="num">
+                {v.mean != null && v.mean === best[m] ? <b>{meanStd(v)}</b> : meanStd(v)}
+              </td>
+            ))}
+            <td className="num">{r.values[0]?.n ?? 0}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 
