@@ -152,14 +152,19 @@ try {
   await step('runs: both runs listed, curves drawn', async () => {
     await screen('Runs');
     const rows = await $$('table[aria-label="runs"] tbody tr', 2);
-    const text = (await Promise.all(rows.map((r) => r.getText()))).join('\n');
-    assert.match(text, /e2e-pre/);
-    assert.match(text, /e2e-ask/);
+    const listed = (await Promise.all(rows.map((r) => r.getText()))).join('\n');
+    assert.match(listed, /e2e-pre/);
+    assert.match(listed, /e2e-ask/);
     await (await $('input[aria-label="compare e2e-pre"]')).click();
     await $('.compare .chart canvas');
+    // What the compared run was trained with, as the store keeps it.
+    const config = await text(await $('table[aria-label="configs"] tbody tr'));
+    assert.match(config, /^e2e-prepretrainD=\d+ L=\d+ · \d+ px \/ \d+ px/);
+    for (const o of ['mlm 0.15', 'itm', 'contrastive']) assert.ok(config.includes(o), `${o} in ${config}`);
+    assert.ok(!config.includes('mim'), `only the objectives the CLI switched on: ${config}`);
     // The ablation the CLI ran: a from-scratch row and the variant, accuracy as mean.
     const ablation = await $$('table[aria-label="ablation e2e-abl"] tbody tr', 2);
-    const variants = await Promise.all(ablation.map((r) => driver.executeScript('return arguments[0].textContent', r)));
+    const variants = await Promise.all(ablation.map(text));
     assert.match(variants[0], /^scratch\d+\.\d1$/);
     assert.match(variants[1], /^mlm\+itm\d+\.\d1$/);
     await shot('7-runs');

@@ -198,7 +198,8 @@ function full(cmd: string, a: Record<string, unknown>): unknown {
       if (!run) throw `no training run named ${JSON.stringify(a.run)}`;
       return {
         run,
-        config,
+        // As the store keeps it: the data set, the whole config, where the weights came from.
+        config: { dataset: run.dataset, config: { ...config, task: { kind: run.kind === 'finetune' ? 'vqa' : 'pretrain' } }, init: 'random' },
         curves: [curve('loss', run.id === 1 ? 9 : 3, 20), curve('mlm_loss', 6, 20)],
         evaluations:
           run.kind === 'finetune'

@@ -74,6 +74,59 @@ export function Runs() {
   );
 }
 
+type Stored = {
+  dataset?: string;
+  init?: unknown;
+  config?: {
+    model?: Record<string, number>;
+    train?: Record<string, number | boolean>;
+    objectives?: Record<string, { enabled: boolean; weight?: number; mask_ratio?: number }>;
+    task?: { kind?: string } | string;
+  };
+};
+
+/** What each compared run was trained with: shape, objectives (weight, mask ratio), schedule. */
+function Configs({ details }: { details: RunDetail[] }) {
+  return (
+    <table className="table" aria-label="configs">
+      <thead>
+        <tr>
+          <th>run</th>
+          <th>task</th>
+          <th>model</th>
+          <th>objectives</th>
+          <th className="num">steps</th>
+          <th className="num">batch</th>
+          <th className="num">lr</th>
+        </tr>
+      </thead>
+      <tbody>
+        {details.map((d) => {
+          const c = (d.config as Stored | null)?.config ?? {};
+          const m = c.model ?? {};
+          const t = c.train ?? {};
+          const task = typeof c.task === 'string' ? c.task : c.task?.kind ?? '—';
+          const objectives = Object.entries(c.objectives ?? {})
+            .filter(([, o]) => o.enabled)
+            .map(([k, o]) => `${k}${o.weight != null && o.weight !== 1 ? ` ×${o.weight}` : ''}${o.mask_ratio != null ? ` ${o.mask_ratio}` : ''}`)
+            .join(', ');
+          return (
+            <tr key={d.run.name}>
+              <td>{d.run.name}</td>
+              <td>{task}</td>
+              <td>{m.hidden != null ? `D=${m.hidden} L=${m.layers} · ${m.image_size} px / ${m.patch_size} px` : '—'}</td>
+              <td>{task === 'pretrain' ? objectives || '—' : '—'}</td>
+              <td className="num">{String(t.steps ?? '—')}</td>
+              <td className="num">{String(t.batch ?? '—')}</td>
+              <td className="num">{String(t.lr ?? '—')}</td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
+
 /** Percent with one decimal, ± the sample std over seeds (as the engine's tables print it). */
 const meanStd = (v: MeanStd) =>
   v.mean == null ? '—' : v.n > 1 && v.std != null ? `${(100 * v.mean).toFixed(1)} ± ${(100 * v.std).toFixed(1)}` : (100 * v.mean).toFixed(1);
@@ -167,6 +220,7 @@ function Compare({ details, metric, setMetric }: { details: RunDetail[]; metric:
         </select>
       </label>
       {series.length > 0 ? <LineChart series={series} title={chosen} /> : <Empty>No {chosen} recorded.</Empty>}
+      <Configs details={details} />
       {details.some((d) => d.evaluations.length > 0) && (
         <table className="table" aria-label="evaluations">
           <thead>
