@@ -616,8 +616,8 @@ fn import_options_duplicates_and_ablation_tables() {
     assert_eq!(listed[0].table.as_ref().unwrap().rows[1].variant, "mlm+mim");
 }
 
-/// Serves one HTTP response of `body` to whoever connects first.
-fn serve_once(body: Vec<u8>) -> String {
+/// Serves one HTTP response of `body` to whoever connects first, `pause` between its MiBs.
+fn serve_once(body: Vec<u8>, pause: Duration) -> String {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -633,7 +633,12 @@ fn serve_once(body: Vec<u8>) -> String {
             body.len()
         );
         conn.write_all(head.as_bytes()).unwrap();
-        let _ = conn.write_all(&body);
+        for chunk in body.chunks(1 << 20) {
+            if conn.write_all(chunk).is_err() {
+                return;
+            }
+            std::thread::sleep(pause);
+        }
     });
     format!("http://{addr}")
 }
@@ -687,7 +692,7 @@ fn whisper_models_are_verified_and_installed_from_a_chosen_file_or_the_catalogue
 
     // From the catalogue: progress streams; bytes that miss the published checksum are
     // discarded and nothing is left behind.
-    let url = serve_once(vec![7u8; 3 << 20]);
+    let url = serve_once(vec![7u8; 3 << 20], Duration::ZERO);
     std::env::set_var("TESSERA_WHISPER_MODELS_URL", &url);
     let (job, events) =
         run_job(|sink, end| wb.start_whisper_install(install("base.en", None), sink, end));
@@ -708,6 +713,25 @@ fn whisper_models_are_verified_and_installed_from_a_chosen_file_or_the_catalogue
     assert!(progress.windows(2).all(|w| w[0] >> 20 < w[1] >> 20));
     assert_eq!(progress.last(), Some(&(3 << 20)));
     let models = Store::open(&data).unwrap().whisper_models_dir();
+    let files: Vec<_> = std::fs::read_dir(&models)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(files, ["ggml-tiny.en.bin"], "no partial download kept");
+
+    // Cancelled half-way: the job ends with the reason, and again nothing is left behind.
+    let url = serve_once(vec![7u8; 8 << 20], Duration::from_millis(300));
+    std::env::set_var("TESSERA_WHISPER_MODELS_URL", &url);
+    let (tx, rx) = mpsc::channel();
+    let id = wb
+        .start_whisper_install(install("base.en", None), none, move |i| tx.send(i).unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    wb.cancel_job(id).unwrap();
+    let job = wait(&rx);
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.error.unwrap().contains("cancelled"));
     let files: Vec<_> = std::fs::read_dir(&models)
         .unwrap()
         .flatten()

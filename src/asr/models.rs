@@ -296,42 +296,48 @@ pub fn install_official(
         path: part.clone(),
         source: e,
     };
-    let mut out = fs::File::create(&part).map_err(io)?;
-    let mut hasher = Sha1::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut done = 0u64;
-    loop {
-        if cancel.is_cancelled() {
-            drop(out);
-            let _ = fs::remove_file(&part);
-            return Err(AsrError::Cancelled(model.name.to_string()));
+    // Whatever goes wrong below (a dropped connection, a cancel, a bad checksum), the partial
+    // file goes: only a complete, verified model is ever kept.
+    let fetched = (|| {
+        let mut out = fs::File::create(&part).map_err(io)?;
+        let mut hasher = Sha1::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut done = 0u64;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(AsrError::Cancelled(model.name.to_string()));
+            }
+            let n = body.read(&mut buf).map_err(|e| download(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io)?;
+            // One event per MiB (and the last): a window need not hear of every 64 KiB.
+            let before = done;
+            done += n as u64;
+            if done >> 20 != before >> 20 || done == total {
+                sink.emit(crate::events::Event::Download {
+                    name: model.name.to_string(),
+                    done,
+                    total,
+                });
+            }
         }
-        let n = body.read(&mut buf).map_err(|e| download(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io)?;
-        // One event per MiB (and the last): a window need not hear of every 64 KiB.
-        let before = done;
-        done += n as u64;
-        if done >> 20 != before >> 20 || done == total {
-            sink.emit(crate::events::Event::Download {
-                name: model.name.to_string(),
-                done,
-                total,
+        out.sync_all().map_err(io)?;
+        let actual = hex(&hasher.finalize());
+        if actual != model.sha1 {
+            return Err(AsrError::Checksum {
+                path: dest.clone(),
+                expected: model.sha1.to_string(),
+                actual,
             });
         }
-    }
-    out.sync_all().map_err(io)?;
-    let actual = hex(&hasher.finalize());
-    if actual != model.sha1 {
+        Ok(())
+    })();
+    if let Err(e) = fetched {
         let _ = fs::remove_file(&part);
-        return Err(AsrError::Checksum {
-            path: dest,
-            expected: model.sha1.to_string(),
-            actual,
-        });
+        return Err(e);
     }
     fs::rename(&part, &dest).map_err(|e| AsrError::Io {
         path: dest.clone(),
