@@ -573,7 +573,9 @@ impl Workbench {
                 .into_iter()
                 .map(|c| CheckpointInfo {
                     step: c.step,
-                    bytes: tessera::train::checkpoint::size_on_disk(&store.root().join(&c.path)),
+                    bytes: tessera::train::checkpoint::size_on_disk(
+                        &tessera::train::run::checkpoint_path(&store, &c.path),
+                    ),
                     created_at: c.created_at,
                 })
                 .collect();

@@ -713,12 +713,14 @@ fn whisper_models_are_verified_and_installed_from_a_chosen_file_or_the_catalogue
     assert!(progress.windows(2).all(|w| w[0] >> 20 < w[1] >> 20));
     assert_eq!(progress.last(), Some(&(3 << 20)));
     let models = Store::open(&data).unwrap().whisper_models_dir();
-    let files: Vec<_> = std::fs::read_dir(&models)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(files, ["ggml-tiny.en.bin"], "no partial download kept");
+    let kept = || -> Vec<_> {
+        std::fs::read_dir(&models)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect()
+    };
+    assert_eq!(kept(), ["ggml-tiny.en.bin"], "no partial download kept");
 
     // Cancelled half-way: the job ends with the reason, and again nothing is left behind.
     let url = serve_once(vec![7u8; 8 << 20], Duration::from_millis(300));
@@ -732,10 +734,5 @@ fn whisper_models_are_verified_and_installed_from_a_chosen_file_or_the_catalogue
     let job = wait(&rx);
     assert_eq!(job.state, JobState::Failed);
     assert!(job.error.unwrap().contains("cancelled"));
-    let files: Vec<_> = std::fs::read_dir(&models)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(files, ["ggml-tiny.en.bin"], "no partial download kept");
+    assert_eq!(kept(), ["ggml-tiny.en.bin"], "no partial download kept");
 }

@@ -159,7 +159,7 @@ try {
     await $('.compare .chart canvas');
     // What the compared run was trained with, as the store keeps it.
     const config = await text(await $('table[aria-label="configs"] tbody tr'));
-    assert.match(config, /^e2e-prepretrainD=\d+ L=\d+ · \d+ px \/ \d+ px/);
+    assert.match(config, /^e2e-prepretrainD=\d+ L=\d+ H=\d+ · \d+ px \/ \d+ px patches/);
     for (const o of ['mlm 0.15', 'itm', 'contrastive']) assert.ok(config.includes(o), `${o} in ${config}`);
     assert.ok(!config.includes('mim'), `only the objectives the CLI switched on: ${config}`);
     // The ablation the CLI ran: a from-scratch row and the variant, accuracy as mean.

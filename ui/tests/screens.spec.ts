@@ -350,8 +350,8 @@ test('runs: table, overlay two runs, evaluations', async ({ page }) => {
   await expect(page.getByRole('table', { name: 'evaluations' })).toContainText('accuracy 0.8621');
   const configs = page.getByRole('table', { name: 'configs' }).locator('tbody tr');
   await expect(configs).toHaveCount(2);
-  await expect(configs.nth(0)).toContainText('shapes-vqa-1vqaD=128 L=2 · 64 px / 16 px—200160.001');
-  await expect(configs.nth(1)).toContainText('shapes-1pretrainD=128 L=2 · 64 px / 16 pxmlm 0.15, mim 0.75, itm200');
+  await expect(configs.nth(0)).toContainText('shapes-vqa-1vqaD=128 L=2 H=4 · 64 px / 16 px patches—200160.001');
+  await expect(configs.nth(1)).toContainText('shapes-1pretrainD=128 L=2 H=4 · 64 px / 16 px patchesmlm 0.15, mim 0.75, itm200');
 });
 
 test('runs: ablation tables with mean ± std, the best in bold; a damaged file says why', async ({ page }) => {

@@ -1,9 +1,9 @@
 import { useEffect, useState } from 'react';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
 import { api, IMPORT_FORMATS, message, type EngineEvent, type ImportFormat } from '../api';
-import { useFollowJob, type Followed } from '../components/jobs';
+import { CancelJob, useFollowJob, type Followed } from '../components/jobs';
 import { ErrorBox } from '../components/load';
-import { fileName } from '../paths';
+import { fileName } from '../format';
 
 type Kind = 'videos' | ImportFormat;
 
@@ -194,9 +194,7 @@ export function AddData({ changed }: { changed: () => void }) {
         <button className="primary" disabled={!dataset.trim() || paths.length === 0 || !!running} onClick={start}>
           {kind === 'videos' ? 'Ingest' : 'Import'}
         </button>
-        <button disabled={!running} onClick={() => job && api.cancelJob(job.id).catch((e) => setError(message(e)))}>
-          Cancel
-        </button>
+        <CancelJob job={job} onError={setError} />
       </div>
       {error && <ErrorBox error={error} />}
       {job && (

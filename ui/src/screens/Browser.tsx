@@ -3,7 +3,7 @@ import { useVirtualizer } from '@tanstack/react-virtual';
 import { api, imageUrl, message, thumbUrl, type EngineEvent, type Item, type ItemFilter, type SearchHit } from '../api';
 import { useFollowJob, type Followed } from '../components/jobs';
 import { Empty, ErrorBox, Loading, Show, useLoad } from '../components/load';
-import { fileName } from '../paths';
+import { fileName } from '../format';
 
 const PAGE = 200;
 const TILE = 176;

@@ -1,8 +1,8 @@
 import { useState } from 'react';
-import { api, message, type EngineEvent, type RunCheckpoints, type SystemInfo, type WhisperInfo } from '../api';
-import { useFollowJob, type Followed } from '../components/jobs';
+import { api, message, type EngineEvent, type SystemInfo, type WhisperInfo } from '../api';
+import { CancelJob, useFollowJob, type Followed } from '../components/jobs';
 import { Empty, ErrorBox, Show, useLoad } from '../components/load';
-import { fileName } from '../paths';
+import { fileName, modelShape } from '../format';
 
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 
@@ -113,9 +113,7 @@ function Whisper({ info, changed }: { info: SystemInfo; changed: () => void }) {
         <button disabled={running} onClick={fromFile}>
           Install a model file…
         </button>
-        <button disabled={!running} onClick={() => job && api.cancelJob(job.id).catch((e) => setError(message(e)))}>
-          Cancel
-        </button>
+        <CancelJob job={job} onError={setError} />
       </div>
       {error && <ErrorBox error={error} />}
       {job && (
@@ -141,9 +139,6 @@ function Whisper({ info, changed }: { info: SystemInfo; changed: () => void }) {
     </>
   );
 }
-
-const shape = (m: RunCheckpoints['model']) =>
-  m ? `D=${m.hidden} L=${m.layers} H=${m.heads} · ${m.image_size} px / ${m.patch_size} px patches` : '—';
 
 /** Runs with their checkpoints on disk; delete asks once more before it goes. */
 function Checkpoints() {
@@ -186,7 +181,7 @@ function Checkpoints() {
                 {list.map((r) => (
                   <tr key={r.run}>
                     <td>{r.run}</td>
-                    <td>{shape(r.model)}</td>
+                    <td>{modelShape(r.model)}</td>
                     <td>{r.status}</td>
                     <td className="num">{r.checkpoints.map((c) => c.step).join(', ') || '—'}</td>
                     <td className="num">{mb(r.checkpoints.reduce((a, c) => a + c.bytes, 0))}</td>

@@ -2,6 +2,7 @@ import { useMemo, useState } from 'react';
 import { api, type Ablation, type MeanStd, type RunDetail } from '../api';
 import { LineChart } from '../components/Chart';
 import { Empty, ErrorBox, Show, useLoad } from '../components/load';
+import { modelShape } from '../format';
 
 const fmt = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : JSON.stringify(v));
 
@@ -114,7 +115,7 @@ function Configs({ details }: { details: RunDetail[] }) {
             <tr key={d.run.name}>
               <td>{d.run.name}</td>
               <td>{task}</td>
-              <td>{m.hidden != null ? `D=${m.hidden} L=${m.layers} · ${m.image_size} px / ${m.patch_size} px` : '—'}</td>
+              <td>{modelShape(m)}</td>
               <td>{task === 'pretrain' ? objectives || '—' : '—'}</td>
               <td className="num">{String(t.steps ?? '—')}</td>
               <td className="num">{String(t.batch ?? '—')}</td>

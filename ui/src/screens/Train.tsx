@@ -15,9 +15,10 @@ type Live = {
   ended?: JobInfo;
 };
 
-/** Pick a data set and a config, switch objectives, start, watch the curves, stop, resume. */
 type Task = 'pretrain' | 'vqa' | 'retrieval';
 
+/** Pick a data set, a task and a config, switch objectives, start, watch the curves, stop,
+ * resume. */
 export function Train({ datasets, presets, runs }: { datasets: string[]; presets: string[]; runs: RunSummary[] }) {
   const [task, setTask] = useState<Task>('pretrain');
   const [from, setFrom] = useState('');

@@ -1,5 +1,5 @@
 import { useEffect, type Dispatch, type SetStateAction } from 'react';
-import { onEngineEvent, onJobEnded, type EngineEvent, type JobInfo } from '../api';
+import { api, message, onEngineEvent, onJobEnded, type EngineEvent, type JobInfo } from '../api';
 
 /** A job the page started and follows: its id, and how it ended once it has. */
 export type Followed = { id: number; ended?: JobInfo };
@@ -25,4 +25,13 @@ export function useFollowJob<J extends Followed>(
     ];
     return () => off.forEach((p) => p.then((f) => f()));
   }, [setJob, step, done]);
+}
+
+/** Asks the followed job to stop; enabled while it runs. */
+export function CancelJob({ job, onError }: { job: Followed | null; onError: (e: string) => void }) {
+  return (
+    <button disabled={!job || !!job.ended} onClick={() => job && api.cancelJob(job.id).catch((e) => onError(message(e)))}>
+      Cancel
+    </button>
+  );
 }
