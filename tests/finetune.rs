@@ -14,7 +14,9 @@ use common::{assets, json, run_ok, tessera, write};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny.toml");
 const SMALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/small.toml");
-const COLORS: [&str; 7] = ["red", "green", "blue", "yellow", "gray", "teal", "brown"];
+const COLORS: [&str; 8] = [
+    "red", "green", "blue", "yellow", "black", "gray", "teal", "brown",
+];
 const SHAPES: [&str; 3] = ["circle", "rectangle", "triangle"];
 
 /// easy-VQA's (question, answer, image id) triples of one split.
