@@ -615,6 +615,20 @@ mod tests {
             (small.model.hidden, small.model.layers, small.model.heads),
             (384, 6, 12)
         );
+        let easyvqa = RunConfig::from_toml(
+            include_str!("../../models/easyvqa.toml"),
+            "models/easyvqa.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                easyvqa.model.patch_size,
+                easyvqa.model.stem_cell,
+                easyvqa.train.steps,
+                easyvqa.train.batch
+            ),
+            (8, 4, 4000, 64)
+        );
     }
 
     #[test]
