@@ -272,10 +272,8 @@ mod tests {
         let mut b = Builder::fresh(3, DType::F32, &dev);
         let block = Block::new(&mut b, "l", d, 4, 4 * d, 1e-12)?;
         let std = |t: &Tensor| -> Result<f64> {
-            let v = t.flatten_all()?.to_vec1::<f32>()?;
-            let n = v.len() as f64;
-            let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-            Ok((v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt())
+            let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            Ok(crate::eval::table::mean_std(&v).std)
         };
         let want = (2.0 / (4 * d) as f64).sqrt();
         let a = &block.attention;
