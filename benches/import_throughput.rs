@@ -157,18 +157,35 @@ fn measure(set: &'static str, dir: &Path, ext: &str, peer: fn(&[u8]) -> bool, wo
 fn main() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
-    // The stores are left in place and removed by the next run, which then waits a minute:
-    // ext4 without a journal skips every inode freed in the last minute (six while the inode
-    // table is unwritten) on each create, so an import right after deleting tens of thousands of
-    // files is several times slower, which no user importing into a data directory sees.
-    // TESSERA_BENCH_STORES puts them elsewhere (another disk, or tmpfs to leave the disk out).
+    // Each run removes its stores when it is done and notes the time. Creating files on ext4 is
+    // several times slower for minutes after tens of thousands were deleted (it skips recently
+    // freed inodes, and this VM's disk is mounted with online discard): a minute's wait after
+    // removing a run's 100,000 files was measured not to be enough. So a run started within
+    // SETTLE of the last clean-up waits out the rest, as no user importing into a data directory
+    // has just deleted that many files. TESSERA_BENCH_STORES puts the stores elsewhere (another
+    // disk, or tmpfs to leave the disk out).
     let stores = std::env::var_os("TESSERA_BENCH_STORES")
         .map(PathBuf::from)
         .unwrap_or_else(|| out.join("stores"));
+    let cleaned_at = out.join("stores-cleaned-at");
     if stores.exists() {
-        std::fs::remove_dir_all(&stores).unwrap();
-        eprintln!("removed the last run's stores; waiting 60 s for the filesystem to settle");
-        std::thread::sleep(std::time::Duration::from_secs(60));
+        // Left by a run that was stopped before its clean-up.
+        remove_stores(&stores, &cleaned_at);
+    }
+    if let Some(since) = std::fs::read_to_string(&cleaned_at)
+        .ok()
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .map(|t| unix_now().saturating_sub(std::time::Duration::from_secs_f64(t)))
+    {
+        if since < SETTLE {
+            let wait = SETTLE - since;
+            eprintln!(
+                "{} s since the last run's stores were removed; waiting {} s for the filesystem to settle",
+                since.as_secs(),
+                wait.as_secs()
+            );
+            std::thread::sleep(wait);
+        }
     }
     std::fs::create_dir_all(&stores).unwrap();
     let clipart = assets().join("openclipart/svg");
@@ -212,4 +229,20 @@ fn main() {
     let path = out.join("import_throughput.json");
     std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     println!("wrote {}", path.display());
+    remove_stores(&stores, &cleaned_at);
+}
+
+/// How long after removing a run's stores the next run waits before measuring (see `main`).
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Removes the stores and writes down when (seconds since the epoch).
+fn remove_stores(stores: &Path, cleaned_at: &Path) {
+    std::fs::remove_dir_all(stores).unwrap();
+    std::fs::write(cleaned_at, unix_now().as_secs_f64().to_string()).unwrap();
+}
+
+fn unix_now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
 }

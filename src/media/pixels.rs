@@ -1,7 +1,7 @@
 //! Resizing RGB pixels (a SIMD library: next to decoding, thumbnails and model inputs should
 //! cost little).
 
-use fast_image_resize::images::Image;
+use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 /// The size that fits `width`×`height` within `side`×`side`, keeping the aspect ratio (never
@@ -29,6 +29,26 @@ pub fn resize_rgb(
     let src = Image::from_vec_u8(width, height, rgb, PixelType::U8x3).map_err(|e| e.to_string())?;
     let mut dst = Image::new(to_width, to_height, PixelType::U8x3);
     let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .map_err(|e| e.to_string())?;
+    Ok(dst.into_vec())
+}
+
+/// Resizes the top-left `valid` region (in samples, possibly fractional) of a `width`×`height`
+/// 8-bit plane (a JPEG's Y, Cb or Cr, whose edges are padded to whole chroma samples) to
+/// `to_width`×`to_height`, the same way as [`resize_rgb`].
+pub(crate) fn resize_plane(
+    plane: &[u8],
+    (width, height): (u32, u32),
+    valid: (f64, f64),
+    (to_width, to_height): (u32, u32),
+) -> Result<Vec<u8>, String> {
+    let src = ImageRef::new(width, height, plane, PixelType::U8).map_err(|e| e.to_string())?;
+    let mut dst = Image::new(to_width, to_height, PixelType::U8);
+    let opts = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .crop(0.0, 0.0, valid.0, valid.1);
     Resizer::new()
         .resize(&src, &mut dst, &opts)
         .map_err(|e| e.to_string())?;

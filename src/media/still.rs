@@ -122,38 +122,24 @@ pub fn decode_still(bytes: &[u8]) -> Result<Still, StillError> {
     })
 }
 
-/// A JPEG decoded in the DCT at the smallest scale that still covers the thumbnail; `None` when
-/// libjpeg-turbo cannot give RGB (CMYK).
+/// A JPEG's size and thumbnail through libjpeg-turbo (`jpeg::thumbnail`); `None` when it cannot
+/// give RGB (CMYK).
 fn decode_jpeg_still(bytes: &[u8]) -> Result<Option<Still>, StillError> {
-    let d = jpeg::decode_at_least(bytes, |w, h| {
-        check_size(w, h)?;
-        Ok(fit_within(w, h, THUMB_SIDE))
-    });
-    let d = match d {
-        Ok(d) => d,
+    let t = match jpeg::thumbnail(bytes, THUMB_SIDE, THUMB_QUALITY, check_size) {
+        Ok(t) => t,
         Err(DecodeError::NotRgb) => return Ok(None),
         Err(DecodeError::Refused(e)) => return Err(e),
         Err(DecodeError::Corrupt(reason)) => return Err(StillError::Corrupt(reason)),
-    };
-    let (width, height) = (d.full_width, d.full_height);
-    // A JPEG that already fits is its own thumbnail: re-encoding would only lose quality.
-    let (thumb_jpeg, thumb_width, thumb_height) = if width.max(height) <= THUMB_SIDE {
-        (bytes.to_vec(), width, height)
-    } else {
-        let (tw, th) = fit_within(width, height, THUMB_SIDE);
-        let small =
-            super::resize_rgb(d.rgb, d.width, d.height, tw, th).map_err(StillError::Thumbnail)?;
-        let jpeg = encode_jpeg(&small, tw, th, THUMB_QUALITY).map_err(StillError::Thumbnail)?;
-        (jpeg, tw, th)
+        Err(DecodeError::Thumbnail(reason)) => return Err(StillError::Thumbnail(reason)),
     };
     Ok(Some(Still {
         format: "jpeg",
         mime: "image/jpeg",
-        width,
-        height,
-        thumb_jpeg,
-        thumb_width,
-        thumb_height,
+        width: t.full_width,
+        height: t.full_height,
+        thumb_jpeg: t.jpeg,
+        thumb_width: t.width,
+        thumb_height: t.height,
     }))
 }
 
@@ -280,6 +266,7 @@ pub fn square_rgb(bytes: &[u8], side: u32) -> Result<Vec<u8>, StillError> {
             Ok(d) => image::RgbImage::from_raw(d.width, d.height, d.rgb),
             Err(DecodeError::Refused(e)) => return Err(e),
             Err(DecodeError::Corrupt(reason)) => return Err(StillError::Corrupt(reason)),
+            Err(DecodeError::Thumbnail(reason)) => return Err(StillError::Thumbnail(reason)),
             Err(DecodeError::NotRgb) => None,
         }
     } else {

@@ -280,6 +280,11 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A bulk insert's statement journal (each row's trigger makes one) stays in memory
+        // instead of being written to a temporary file page by page, and its pages stay cached:
+        // together about a third of saving a 10,000-image import.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -32 * 1024)?;
         migrations::migrations()
             .to_latest(&mut conn)
             .map_err(|source| StoreError::Migration {
@@ -775,6 +780,7 @@ impl Store {
         items: &[ImportedItem],
     ) -> Result<usize> {
         let tx = self.conn.unchecked_transaction()?;
+        let last_before = search::defer_indexing(&tx)?;
         let mut added = 0;
         {
             let mut blob = tx.prepare(
@@ -827,6 +833,7 @@ impl Store {
                 ])?;
             }
         }
+        search::index_deferred(&tx, last_before)?;
         tx.commit()?;
         Ok(added)
     }
@@ -927,13 +934,18 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
-        assert_eq!(store.schema_version().unwrap(), 8);
+        let temp_store: i64 = store
+            .conn
+            .pragma_query_value(None, "temp_store", |r| r.get(0))
+            .unwrap();
+        assert_eq!(temp_store, 2, "statement journals in memory");
+        assert_eq!(store.schema_version().unwrap(), 9);
         migrations::migrations().validate().unwrap();
         drop(store);
         // reopening an up-to-date store is a no-op
         assert_eq!(
             Store::open(dir.path()).unwrap().schema_version().unwrap(),
-            8
+            9
         );
     }
 

@@ -54,6 +54,26 @@ fn bad_query(query: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// The full-text index of a bulk insert, written once at its end (migration V9): call before
+/// inserting, inside the transaction, and pass what it returns to [`index_deferred`] before
+/// committing. New rows get ids above today's largest, which it returns.
+pub(super) fn defer_indexing(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
+    tx.execute("INSERT INTO items_fts_deferred(pending) VALUES (1)", [])?;
+    Ok(tx.query_row("SELECT coalesce(max(id), 0) FROM items", [], |r| r.get(0))?)
+}
+
+/// Indexes the items inserted since [`defer_indexing`] returned `last_before`, in one statement,
+/// and lets the trigger index rows again.
+pub(super) fn index_deferred(tx: &rusqlite::Transaction<'_>, last_before: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO items_fts(rowid, caption, context_before, context_after, question)
+         SELECT id, caption, context_before, context_after, question FROM items WHERE id > ?1",
+        [last_before],
+    )?;
+    tx.execute("DELETE FROM items_fts_deferred", [])?;
+    Ok(())
+}
+
 impl Store {
     /// Items of `dataset` matching `query` (FTS5 syntax) in caption or context, best first.
     pub fn search_items(
@@ -232,6 +252,53 @@ mod tests {
         );
         assert!(hits[0].snippet.contains("[color]"), "{}", hits[0].snippet);
         assert!(search(&store, "triangle").unwrap().is_empty());
+    }
+
+    #[test]
+    fn imports_index_their_new_rows_once_and_other_inserts_still_index_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ds = store.ensure_dataset("d").unwrap();
+        let im = image(&store);
+        let item = |path: &str, caption: &str| ImportedItem {
+            image_hash: im.hash.clone(),
+            caption: caption.into(),
+            source_path: path.into(),
+            split: None,
+            meta_json: None,
+            question: None,
+        };
+        let first = [item("/a", "a red kite"), item("/b", "a blue boat")];
+        let images = std::slice::from_ref(&im);
+        assert_eq!(store.save_imported_items(ds, images, &first).unwrap(), 2);
+        // Again, plus one new: the two already there are neither added nor indexed twice.
+        let again = [first[0].clone(), first[1].clone(), item("/c", "a red boat")];
+        assert_eq!(store.save_imported_items(ds, images, &again).unwrap(), 1);
+        assert_eq!(search(&store, "red").unwrap().len(), 2);
+        assert_eq!(search(&store, "boat").unwrap().len(), 2);
+        assert_eq!(search(&store, "kite").unwrap().len(), 1);
+        // No deferral outlives the import, so a row inserted any other way is indexed at once.
+        let pending: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM items_fts_deferred", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pending, 0);
+        store
+            .conn
+            .execute(
+                "INSERT INTO items(dataset_id, image_hash, caption, source_path)
+                 VALUES (?1, ?2, 'a green kite', '/d')",
+                rusqlite::params![ds, im.hash],
+            )
+            .unwrap();
+        assert_eq!(search(&store, "kite").unwrap().len(), 2);
+        store
+            .conn
+            .execute(
+                "INSERT INTO items_fts(items_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .unwrap();
     }
 
     #[test]
