@@ -135,7 +135,7 @@ pub fn thumbnail<E>(
     let (width, height) = fit_within(full_width, full_height, side);
     let fits = (width, height) == (full_width, full_height);
     let factor = if fits {
-        ScalingFactor::ONE_EIGHTH
+        smallest_scale_covering(&header, 1, 1)
     } else {
         smallest_scale_covering(&header, width, height)
     };
@@ -212,8 +212,11 @@ pub fn thumbnail<E>(
 
 /// The smallest of the DCT scales with SIMD inverse transforms (1/8, 1/4, 1/2) whose result is
 /// at least `min_w`×`min_h`, else full size. The 3/8, 5/8 … ones are plain C and were slower than
-/// a full decode (measured).
+/// a full decode (measured). Lossless JPEGs have no DCT, so only their full size.
 fn smallest_scale_covering(header: &DecompressHeader, min_w: u32, min_h: u32) -> ScalingFactor {
+    if header.is_lossless {
+        return ScalingFactor::ONE;
+    }
     [1, 2, 4]
         .map(|n| ScalingFactor::new(n, 8))
         .into_iter()
@@ -366,6 +369,28 @@ mod tests {
         let img = image::load_from_memory(&t.jpeg).unwrap().to_luma8();
         assert_eq!(img.dimensions(), (256, 171));
         assert!(img.get_pixel(5, 80)[0] + 60 < img.get_pixel(250, 80)[0]);
+    }
+
+    #[test]
+    fn lossless_jpegs_have_no_reduced_scales_and_still_get_thumbnails() {
+        let rgb = gradient(400, 300);
+        let mut c = Compressor::new().unwrap();
+        c.set_lossless(true).unwrap();
+        let image = Image {
+            pixels: &rgb[..],
+            width: 400,
+            pitch: 1200,
+            height: 300,
+            format: PixelFormat::RGB,
+        };
+        let lossless = c.compress_to_vec(image).unwrap();
+        assert!(turbojpeg::read_header(&lossless).unwrap().is_lossless);
+        let t = thumbnail::<()>(&lossless, 256, 85, |_, _| Ok(())).unwrap();
+        assert_eq!((t.width, t.height), (256, 192));
+        let err = error_against_source(&t, &rgb, 400, 300);
+        assert!(err < 1.0, "mean error {err:.2}");
+        let t = thumbnail::<()>(&lossless, 512, 85, |_, _| Ok(())).unwrap();
+        assert_eq!(t.jpeg, lossless, "fits: its own thumbnail");
     }
 
     #[test]
