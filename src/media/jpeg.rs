@@ -105,18 +105,16 @@ pub fn thumbnail<E>(
     let mut d = Decompressor::new().map_err(failed)?;
     let header = d.read_header(bytes).map_err(failed)?;
     let (full_width, full_height) = (header.width as u32, header.height as u32);
+    check(full_width, full_height).map_err(DecodeError::Refused)?;
+    let (width, height) = fit_within(full_width, full_height, side);
+    // One that fits is decoded only to be checked: the smallest scale does.
+    let fits = (width, height) == (full_width, full_height);
+    let (min_w, min_h) = if fits { (1, 1) } else { (width, height) };
     let planar = matches!(header.colorspace, Colorspace::YCbCr | Colorspace::Gray)
         && header.subsamp != Subsamp::Unknown;
     if !planar {
-        let mut check = Some(check);
-        let decoded = decode_at_least(bytes, |w, h| {
-            (check.take().expect("called once"))(w, h)?;
-            // One that fits is decoded only to be checked: the smallest scale does.
-            let fit = fit_within(w, h, side);
-            Ok(if fit == (w, h) { (1, 1) } else { fit })
-        })?;
-        let (width, height) = fit_within(full_width, full_height, side);
-        let jpeg = if (width, height) == (full_width, full_height) {
+        let decoded = decode_at_least(bytes, |_, _| Ok((min_w, min_h)))?;
+        let jpeg = if fits {
             bytes.to_vec()
         } else {
             let small = resize_rgb(decoded.rgb, decoded.width, decoded.height, width, height)
@@ -131,14 +129,7 @@ pub fn thumbnail<E>(
             full_height,
         });
     }
-    check(full_width, full_height).map_err(DecodeError::Refused)?;
-    let (width, height) = fit_within(full_width, full_height, side);
-    let fits = (width, height) == (full_width, full_height);
-    let factor = if fits {
-        smallest_scale_covering(&header, 1, 1)
-    } else {
-        smallest_scale_covering(&header, width, height)
-    };
+    let factor = smallest_scale_covering(&header, min_w, min_h);
     d.set_scaling_factor(factor).map_err(failed)?;
     let scaled = header.scaled(factor);
     let subsamp = header.subsamp;
@@ -187,7 +178,7 @@ pub fn thumbnail<E>(
             (inside.0 as u32, inside.1 as u32),
         )
         .map_err(DecodeError::Thumbnail)?;
-        small.extend(pad_plane(&resized, inside, (tw, th)));
+        append_padded(&mut small, &resized, inside, (tw, th));
     }
     let encoding = |e: turbojpeg::Error| DecodeError::Thumbnail(e.to_string());
     let mut c = Compressor::new().map_err(encoding)?;
@@ -227,18 +218,17 @@ fn smallest_scale_covering(header: &DecompressHeader, min_w: u32, min_h: u32) ->
         .unwrap_or(ScalingFactor::ONE)
 }
 
-/// A `from`-sized plane grown to `to` by repeating its last column and row.
-fn pad_plane(plane: &[u8], from: (usize, usize), to: (usize, usize)) -> Vec<u8> {
+/// Appends a `from`-sized plane to `out`, grown to `to` by repeating its last column and row.
+fn append_padded(out: &mut Vec<u8>, plane: &[u8], from: (usize, usize), to: (usize, usize)) {
     if from == to {
-        return plane.to_vec();
+        out.extend_from_slice(plane);
+        return;
     }
-    let mut out = Vec::with_capacity(to.0 * to.1);
     for y in 0..to.1 {
         let row = &plane[y.min(from.1 - 1) * from.0..][..from.0];
         out.extend_from_slice(row);
         out.extend(std::iter::repeat_n(row[from.0 - 1], to.0 - from.0));
     }
-    out
 }
 
 /// Width and height of each plane (Y, then Cb and Cr unless grey) of a `width`×`height` image
