@@ -4,5 +4,12 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    // Rust ignores SIGPIPE, so a closed stdout (`tessera runs list | head -1`) would make the
+    // next print panic; end quietly on it, as other command-line tools do.
+    #[cfg(unix)]
+    // SAFETY: done first, before any other thread exists; restores the default disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     cli::run()
 }

@@ -592,3 +592,26 @@ fn accumulation_averages_micro_batch_gradients() {
         assert!(d < 1e-6, "{name} differs by {d}");
     }
 }
+
+/// ITM draws its negatives uniformly for `uniform_negative_steps`, then by similarity: only the
+/// step decides, so the same batch's ITM loss changes when that stretch ends.
+#[test]
+fn itm_draws_uniform_negatives_for_its_first_steps() {
+    let mut cfg = tiny("itm,contrastive");
+    let batch = builder(&cfg).build(0).unwrap();
+    let itm_loss = |t: &Trainer, step: u64| {
+        metric(
+            &t.losses(&t.model, &batch, 0, step)
+                .unwrap()
+                .metrics()
+                .unwrap(),
+            "itm_loss",
+        )
+    };
+    let hard = trainer(&cfg);
+    assert_eq!(itm_loss(&hard, 0), itm_loss(&hard, 5));
+    cfg.objectives.itm.uniform_negative_steps = 5;
+    let uniform = trainer(&cfg);
+    assert_eq!(itm_loss(&uniform, 0), itm_loss(&uniform, 4));
+    assert_ne!(itm_loss(&uniform, 4), itm_loss(&uniform, 5));
+}

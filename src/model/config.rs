@@ -260,6 +260,10 @@ impl Default for AltConfig {
 pub struct ItmConfig {
     pub enabled: bool,
     pub weight: f64,
+    /// Steps that draw negatives uniformly before the hard ones start. Early on the contrastive
+    /// similarities that pick hard negatives mean little, and a small model from scratch whose
+    /// every negative is a near miss can sit at the 1:2 prior for good.
+    pub uniform_negative_steps: u64,
 }
 
 impl Default for ItmConfig {
@@ -267,6 +271,7 @@ impl Default for ItmConfig {
         Self {
             enabled: true,
             weight: 1.0,
+            uniform_negative_steps: 0,
         }
     }
 }

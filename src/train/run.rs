@@ -348,7 +348,8 @@ pub(crate) fn corpus_items(
 
 /// Image-caption pairs of `items`: captioned items as they are; questions about an image
 /// (captionless VQA items) folded into one pair per image whose caption lists the distinct open
-/// answers, in the order first given.
+/// answers in sorted order, so that images with the same answers get the same caption (and
+/// count as twins, not negatives, in contrastive and ITM).
 fn captioned_pairs<'a>(items: impl Iterator<Item = &'a crate::store::ItemRow>) -> Vec<CorpusItem> {
     let mut out = Vec::new();
     let mut from_answers: Vec<(String, Vec<String>)> = Vec::new();
@@ -374,7 +375,10 @@ fn captioned_pairs<'a>(items: impl Iterator<Item = &'a crate::store::ItemRow>) -
         from_answers
             .into_iter()
             .filter(|(_, w)| !w.is_empty())
-            .map(|(h, w)| CorpusItem::pair(&h, &w.join(" "))),
+            .map(|(h, mut w)| {
+                w.sort();
+                CorpusItem::pair(&h, &w.join(" "))
+            }),
     );
     out
 }
@@ -638,4 +642,61 @@ pub fn delete_run(store: &Store, name: &str) -> Result<DeletedRun, TrainError> {
         checkpoints: removed.len(),
         bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(image: &str, q: &str, answer: &str) -> crate::store::ItemRow {
+        crate::store::ItemRow {
+            id: 0,
+            caption: String::new(),
+            context_before: String::new(),
+            context_after: String::new(),
+            source_path: format!("{image}.png"),
+            start_s: None,
+            end_s: None,
+            frame_s: None,
+            image_hash: image.into(),
+            no_speech: false,
+            split: Some("train".into()),
+            meta: None,
+            question: Some(q.into()),
+            answers: Some(serde_json::json!([{ "answer": answer, "count": 1 }])),
+            answer_type: None,
+            question_type: None,
+        }
+    }
+
+    #[test]
+    fn questions_fold_into_one_caption_per_image_of_its_sorted_open_answers() {
+        let mut captioned = question("c", "", "");
+        captioned.caption = "a photo".into();
+        captioned.question = None;
+        let items = [
+            question("a", "what shape is it?", "rectangle"),
+            question("a", "is it red?", "no"),
+            question("a", "what color is it?", "blue"),
+            question("b", "what color is it?", "blue"),
+            question("b", "what shape is it?", "rectangle"),
+            question("b", "what is the blue shape?", "rectangle"),
+            question("d", "is there a circle?", "yes"),
+            captioned,
+        ];
+        let pairs: Vec<(String, String)> = captioned_pairs(items.iter())
+            .into_iter()
+            .map(|p| (p.image_hash, p.caption))
+            .collect();
+        let want = |h: &str, c: &str| (h.to_string(), c.to_string());
+        // "d" has only yes/no answers: nothing to caption it with.
+        assert_eq!(
+            pairs,
+            [
+                want("c", "a photo"),
+                want("a", "blue rectangle"),
+                want("b", "blue rectangle")
+            ]
+        );
+    }
 }

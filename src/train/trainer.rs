@@ -345,25 +345,30 @@ impl Trainer {
             let t_emb = model.text_embedding(&Model::cls(&ht)?)?;
             let i_emb = model.image_embedding(&Model::cls(&hi)?)?;
             let scale = model.contrastive_scale()?;
+            let alike = super::objectives::alike_pairs(samples);
             if o.contrastive.enabled {
                 add(
                     "contrastive",
-                    contrastive::loss(&t_emb, &i_emb, &scale)?,
+                    contrastive::loss(&t_emb, &i_emb, &scale, &alike)?,
                     o.contrastive.weight,
                     true,
                     &mut total,
                 )?;
             }
             if o.itm.enabled {
-                let keys: Vec<String> = samples.iter().map(|s| s.image_key.clone()).collect();
                 let sim = contrastive::similarity(&t_emb, &i_emb)?;
                 let sim_t: Vec<Vec<f32>> = (0..b)
                     .map(|j| (0..b).map(|i| sim[i][j]).collect())
                     .collect();
-                let temp = (1.0 / scalar(&scale)?) as f32;
+                // An infinite temperature weighs every negative alike.
+                let temp = if step < o.itm.uniform_negative_steps {
+                    f32::INFINITY
+                } else {
+                    (1.0 / scalar(&scale)?) as f32
+                };
                 let mut rng = step_rng(seed, batch.micro_step, PURPOSE_NEGATIVES);
-                let neg_img = itm::draw_negatives(&sim, &keys, temp, &mut rng);
-                let neg_txt = itm::draw_negatives(&sim_t, &keys, temp, &mut rng);
+                let neg_img = itm::draw_negatives(&sim, &alike, temp, &mut rng);
+                let neg_txt = itm::draw_negatives(&sim_t, &alike, temp, &mut rng);
                 let all: Vec<u32> = (0..b as u32).collect();
                 let t_idx: Vec<u32> = all
                     .iter()

@@ -3,13 +3,31 @@
 
 use candle_core::{Tensor, D};
 
-/// `text`, `image`: `[B, E]` unit vectors; `scale`: exp(logit scale). Pair i matches pair i.
-pub fn loss(text: &Tensor, image: &Tensor, scale: &Tensor) -> crate::model::Result<Tensor> {
+/// `text`, `image`: `[B, E]` unit vectors; `scale`: exp(logit scale); `alike`: `[B][B]`, which
+/// pairs match (symmetric, true on the diagonal — `objectives::alike_pairs`). Each row's target
+/// spreads evenly over its matches, so a twin caption in the batch is not a negative.
+pub fn loss(
+    text: &Tensor,
+    image: &Tensor,
+    scale: &Tensor,
+    alike: &[Vec<bool>],
+) -> crate::model::Result<Tensor> {
     let b = text.dim(0)?;
     let logits = text.matmul(&image.t()?)?.broadcast_mul(scale)?;
-    let targets = Tensor::arange(0u32, b as u32, text.device())?;
-    let t2i = candle_nn::loss::cross_entropy(&logits, &targets)?;
-    let i2t = candle_nn::loss::cross_entropy(&logits.t()?.contiguous()?, &targets)?;
+    let targets: Vec<f32> = alike
+        .iter()
+        .flat_map(|row| {
+            let n = row.iter().filter(|&&m| m).count().max(1) as f32;
+            row.iter().map(move |&m| if m { 1.0 / n } else { 0.0 })
+        })
+        .collect();
+    let targets = Tensor::from_vec(targets, (b, b), text.device())?;
+    let soft_ce = |logits: &Tensor| -> crate::model::Result<Tensor> {
+        let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+        Ok(((logp * &targets)?.sum_all()? / -(b as f64))?)
+    };
+    let t2i = soft_ce(&logits)?;
+    let i2t = soft_ce(&logits.t()?.contiguous()?)?;
     Ok(((t2i + i2t)? / 2.0)?)
 }
 
@@ -56,4 +74,67 @@ pub fn recall_at_1(sim: &[Vec<f32>], image_keys: &[String]) -> (f64, f64) {
 /// Row-wise softmax of similarities, used to draw hard negatives.
 pub fn softmax_rows(x: &Tensor) -> crate::model::Result<Tensor> {
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn unit_rows(rows: &[[f32; 2]]) -> Tensor {
+        Tensor::from_vec(rows.concat(), (rows.len(), 2), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn without_twins_it_is_clip_cross_entropy_and_twins_share_the_target() {
+        let dev = Device::Cpu;
+        let scale = Tensor::new(10f32, &dev).unwrap();
+        let text = unit_rows(&[[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]);
+        let image = unit_rows(&[[0.8, 0.6], [0.6, 0.8], [0.0, 1.0]]);
+        let eye: Vec<Vec<bool>> = (0..3).map(|i| (0..3).map(|j| i == j).collect()).collect();
+        let ours = loss(&text, &image, &scale, &eye)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let logits = (text.matmul(&image.t().unwrap()).unwrap() * 10.0).unwrap();
+        let t = Tensor::new(&[0u32, 1, 2], &dev).unwrap();
+        let clip = ((candle_nn::loss::cross_entropy(&logits, &t).unwrap()
+            + candle_nn::loss::cross_entropy(&logits.t().unwrap().contiguous().unwrap(), &t)
+                .unwrap())
+        .unwrap()
+            / 2.0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!((ours - clip).abs() < 1e-5, "{ours} vs {clip}");
+
+        // Pairs 0 and 2 are twins: each of their rows and columns aims half at each of them.
+        let t = [[1.0f32, 0.0], [0.6, 0.8], [0.8, 0.6]];
+        let i = [[0.0f32, 1.0], [0.8, 0.6], [1.0, 0.0]];
+        let alike = vec![
+            vec![true, false, true],
+            vec![false, true, false],
+            vec![true, false, true],
+        ];
+        let ours = loss(&unit_rows(&t), &unit_rows(&i), &scale, &alike)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let logit = |a: usize, b: usize| 10.0 * (t[a][0] * i[b][0] + t[a][1] * i[b][1]);
+        let soft_ce = |row: &dyn Fn(usize) -> f32, k: usize| {
+            let lse = (0..3).map(|j| row(j).exp()).sum::<f32>().ln();
+            let want: Vec<usize> = (0..3).filter(|&j| alike[k][j]).collect();
+            want.iter().map(|&j| lse - row(j)).sum::<f32>() / want.len() as f32
+        };
+        let t2i: f32 = (0..3).map(|a| soft_ce(&|b| logit(a, b), a)).sum::<f32>() / 3.0;
+        let i2t: f32 = (0..3).map(|b| soft_ce(&|a| logit(a, b), b)).sum::<f32>() / 3.0;
+        let by_hand = (t2i + i2t) / 2.0;
+        assert!((ours - by_hand).abs() < 1e-4, "{ours} vs {by_hand}");
+        // Without the twins it would be a different loss: the pairing matters.
+        let apart = loss(&unit_rows(&t), &unit_rows(&i), &scale, &eye)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!((apart - by_hand).abs() > 0.5, "{apart} vs {by_hand}");
+    }
 }

@@ -4,11 +4,12 @@
 
 use rand::Rng;
 
-/// Draws, for each row of `sim` (`[B, B]`), a column other than those sharing the row's image,
-/// with probability ∝ exp(sim / τ). Falls back to uniform when every weight is zero.
+/// Draws, for each row of `sim` (`[B, B]`), a column not `alike` the row (same image or same
+/// caption: `objectives::alike_pairs`), with probability ∝ exp(sim / τ) — uniform for τ = ∞.
+/// Falls back to uniform when every weight is zero.
 pub fn draw_negatives(
     sim: &[Vec<f32>],
-    keys: &[String],
+    alike: &[Vec<bool>],
     temperature: f32,
     rng: &mut impl Rng,
 ) -> Vec<usize> {
@@ -17,7 +18,7 @@ pub fn draw_negatives(
         .map(|i| {
             let w: Vec<f64> = (0..n)
                 .map(|j| {
-                    if keys[j] == keys[i] {
+                    if alike[i][j] {
                         0.0
                     } else {
                         ((sim[i][j] / temperature) as f64).exp()
@@ -26,7 +27,7 @@ pub fn draw_negatives(
                 .collect();
             let total: f64 = w.iter().sum();
             if total.is_nan() || total <= 0.0 || !total.is_finite() {
-                let others: Vec<usize> = (0..n).filter(|&j| keys[j] != keys[i]).collect();
+                let others: Vec<usize> = (0..n).filter(|&j| !alike[i][j]).collect();
                 return if others.is_empty() {
                     (i + 1) % n
                 } else {
@@ -53,20 +54,30 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
-    fn negatives_never_share_the_image_and_favour_similar_ones() {
-        let keys: Vec<String> = ["a", "b", "c", "a"].iter().map(|s| s.to_string()).collect();
+    fn negatives_are_never_alike_and_favour_similar_ones() {
+        // Pairs 0 and 3 share an image; pairs 1 and 4 say the same words.
+        let keys = ["a", "b", "c", "a", "d"];
+        let words = [0, 1, 2, 3, 1];
+        let alike: Vec<Vec<bool>> = (0..5)
+            .map(|i| {
+                (0..5)
+                    .map(|j| keys[i] == keys[j] || words[i] == words[j])
+                    .collect()
+            })
+            .collect();
         let sim = vec![
-            vec![1.0, 0.9, -0.9, 1.0],
-            vec![0.9, 1.0, 0.0, 0.9],
-            vec![0.0, 0.0, 1.0, 0.0],
-            vec![1.0, 0.9, -0.9, 1.0],
+            vec![1.0, 0.9, -0.9, 1.0, 0.0],
+            vec![0.9, 1.0, 0.0, 0.9, 1.0],
+            vec![0.0, 0.0, 1.0, 0.0, 0.0],
+            vec![1.0, 0.9, -0.9, 1.0, 0.0],
+            vec![0.0, 1.0, 0.0, 0.0, 1.0],
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut picks_b = 0;
         for _ in 0..200 {
-            let neg = draw_negatives(&sim, &keys, 0.1, &mut rng);
+            let neg = draw_negatives(&sim, &alike, 0.1, &mut rng);
             for (i, &j) in neg.iter().enumerate() {
-                assert_ne!(keys[i], keys[j]);
+                assert!(!alike[i][j], "{i} drew its twin {j}");
             }
             picks_b += (neg[0] == 1) as usize;
         }
@@ -74,5 +85,14 @@ mod tests {
             picks_b > 190,
             "the similar image is the hard negative: {picks_b}"
         );
+        // At an infinite temperature pair 0 draws 1, 2 and 4 alike.
+        let mut counts = [0usize; 5];
+        for _ in 0..600 {
+            counts[draw_negatives(&sim, &alike, f32::INFINITY, &mut rng)[0]] += 1;
+        }
+        assert_eq!(counts[0] + counts[3], 0);
+        for j in [1, 2, 4] {
+            assert!((150..250).contains(&counts[j]), "{counts:?}");
+        }
     }
 }

@@ -12,6 +12,24 @@ pub mod vqa;
 
 use candle_core::{Result, Tensor};
 
+use crate::train::batch::Sample;
+
+/// `[i][j]`: pairs i and j show the same image or say the same words, so neither may serve as
+/// the other's negative. Data sets with few distinct captions (easy-VQA's answer captions:
+/// 24 shape-colour pairs) put many twins in a batch; counting them as negatives teaches the
+/// contrastive head to tell identical captions apart and labels true matches "no match" in ITM.
+pub fn alike_pairs(samples: &[Sample]) -> Vec<Vec<bool>> {
+    samples
+        .iter()
+        .map(|a| {
+            samples
+                .iter()
+                .map(|b| a.image_key == b.image_key || a.ids == b.ids)
+                .collect()
+        })
+        .collect()
+}
+
 /// Share of rows whose arg-max equals the target.
 pub fn accuracy(logits: &Tensor, targets: &Tensor) -> Result<f64> {
     let pred = logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?;
