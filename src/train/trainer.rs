@@ -682,7 +682,7 @@ impl Trainer {
         let mut order = Vec::new();
         let mut t_embs = Vec::new();
         let mut i_embs = Vec::new();
-        let mut keys = Vec::new();
+        let mut embedded = Vec::new();
         let seed = self.cfg.train.seed ^ 0x7661_6c69_6461_7465; // validation's own draws
         for batch in batches {
             let l = self.losses(&self.model, batch, seed, u64::MAX)?;
@@ -696,7 +696,7 @@ impl Trainer {
                 let (t, i) = self.embed_pairs(&batch.samples)?;
                 t_embs.push(t);
                 i_embs.push(i);
-                keys.extend(batch.samples.iter().map(|s| s.image_key.clone()));
+                embedded.extend(batch.samples.iter());
             }
         }
         let mut out: Vec<(String, f64)> = order
@@ -709,7 +709,8 @@ impl Trainer {
         if !t_embs.is_empty() {
             let sim =
                 contrastive::similarity(&Tensor::cat(&t_embs, 0)?, &Tensor::cat(&i_embs, 0)?)?;
-            let (t2i, i2t) = contrastive::recall_at_1(&sim, &keys);
+            let alike = super::objectives::alike_pairs(&embedded);
+            let (t2i, i2t) = contrastive::recall_at_1(&sim, &alike);
             out.push(("r1_text_to_image".into(), t2i));
             out.push(("r1_image_to_text".into(), i2t));
         }

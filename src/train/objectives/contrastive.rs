@@ -39,8 +39,10 @@ pub fn similarity(text: &Tensor, image: &Tensor) -> crate::model::Result<Vec<Vec
         .to_vec2::<f32>()?)
 }
 
-/// Share of texts whose most similar image is their own (or the same image), and vice versa.
-pub fn recall_at_1(sim: &[Vec<f32>], image_keys: &[String]) -> (f64, f64) {
+/// Share of texts whose most similar image is alike (`alike[t][i]`: the same image or the same
+/// caption, see `objectives::alike_pairs`), and vice versa. A twin's image is as right an answer
+/// as its own: that is what the soft-target loss optimises.
+pub fn recall_at_1(sim: &[Vec<f32>], alike: &[Vec<bool>]) -> (f64, f64) {
     let n = sim.len();
     if n == 0 {
         return (0.0, 0.0);
@@ -59,12 +61,10 @@ pub fn recall_at_1(sim: &[Vec<f32>], image_keys: &[String]) -> (f64, f64) {
     let mut t2i = 0;
     let mut i2t = 0;
     for i in 0..n {
-        let j = argmax(&mut sim[i].iter().copied());
-        if image_keys[j] == image_keys[i] {
+        if alike[i][argmax(&mut sim[i].iter().copied())] {
             t2i += 1;
         }
-        let j = argmax(&mut (0..n).map(|t| sim[t][i]));
-        if image_keys[j] == image_keys[i] {
+        if alike[argmax(&mut (0..n).map(|t| sim[t][i]))][i] {
             i2t += 1;
         }
     }
@@ -136,5 +136,28 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!((apart - by_hand).abs() > 0.5, "{apart} vs {by_hand}");
+    }
+
+    #[test]
+    fn recall_at_1_counts_a_twin_as_a_hit_and_a_stranger_as_a_miss() {
+        // Text 0's best image is 2, its twin; text 1's best is 0, a stranger; text 2 finds itself.
+        // Image 0's best text is 1 (a miss), image 1's is 1, image 2's is 0 (its twin).
+        let sim = vec![
+            vec![0.1f32, 0.0, 0.9],
+            vec![0.8, 0.7, 0.0],
+            vec![0.0, 0.2, 0.5],
+        ];
+        let alike = vec![
+            vec![true, false, true],
+            vec![false, true, false],
+            vec![true, false, true],
+        ];
+        let (t2i, i2t) = recall_at_1(&sim, &alike);
+        assert!((t2i - 2.0 / 3.0).abs() < 1e-12, "{t2i}");
+        assert!((i2t - 2.0 / 3.0).abs() < 1e-12, "{i2t}");
+        // Only the same image counts when there are no twins.
+        let eye: Vec<Vec<bool>> = (0..3).map(|a| (0..3).map(|b| a == b).collect()).collect();
+        assert_eq!(recall_at_1(&sim, &eye), (1.0 / 3.0, 1.0 / 3.0));
+        assert_eq!(recall_at_1(&[], &[]), (0.0, 0.0));
     }
 }

@@ -18,13 +18,14 @@ use crate::train::batch::Sample;
 /// the other's negative. Data sets with few distinct captions (easy-VQA's answer captions:
 /// 24 shape-colour pairs) put many twins in a batch; counting them as negatives teaches the
 /// contrastive head to tell identical captions apart and labels true matches "no match" in ITM.
-pub fn alike_pairs(samples: &[Sample]) -> Vec<Vec<bool>> {
+pub fn alike_pairs<S: std::borrow::Borrow<Sample>>(samples: &[S]) -> Vec<Vec<bool>> {
     samples
         .iter()
         .map(|a| {
+            let a = a.borrow();
             samples
                 .iter()
-                .map(|b| a.image_key == b.image_key || a.ids == b.ids)
+                .map(|b| a.image_key == b.borrow().image_key || a.ids == b.borrow().ids)
                 .collect()
         })
         .collect()
