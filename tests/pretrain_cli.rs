@@ -307,6 +307,83 @@ fn small_starts_from_minilm() {
     assert!(String::from_utf8_lossy(&e.stderr).contains("shape"));
 }
 
+/// `pretrain` args for `pics`, tiny, batch 4, seed 7.
+fn pretrain_pics(data: &Path, run: &str, objectives: &str, steps: &str) -> std::process::Command {
+    let mut cmd = tessera(data);
+    cmd.args(["pretrain", "--dataset", "pics", "--config", TINY])
+        .args(["--objectives", objectives, "--steps", steps])
+        .args(["--batch", "4", "--seed", "7", "--run", run, "--json"]);
+    cmd
+}
+
+fn first_step(data: &Path, run: &str, key: &str) -> f64 {
+    let show = json(&run_ok(tessera(data).args(["runs", "show", run, "--json"])));
+    show["train"][0][key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {key} at {run}'s first step"))
+}
+
+#[test]
+fn pretraining_on_from_another_run_starts_from_its_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    pics(data);
+    run_ok(&mut pretrain_pics(data, "base", "mlm", "40"));
+    // Two one-step runs with another objective mix, the same seed and batches: one from base.
+    run_ok(pretrain_pics(data, "on", "mlm,itm", "1").args(["--from", "base"]));
+    run_ok(&mut pretrain_pics(data, "fresh", "mlm,itm", "1"));
+    let (on, fresh) = (
+        first_step(data, "on", "mlm_loss"),
+        first_step(data, "fresh", "mlm_loss"),
+    );
+    assert!(
+        on < fresh - 1.0,
+        "base's 40 MLM steps should carry over: {on} vs fresh {fresh}"
+    );
+    let list = json(&run_ok(tessera(data).args(["runs", "list", "--json"])));
+    let parent_of = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["parent"].clone())
+            .unwrap()
+    };
+    assert_eq!(parent_of("on"), "base");
+    assert!(parent_of("fresh").is_null());
+
+    let wider = write(
+        &data.join("wider.toml"),
+        std::fs::read_to_string(TINY)
+            .unwrap()
+            .replace("layers = 2", "layers = 3"),
+    );
+    let out = tessera(data)
+        .args(["pretrain", "--dataset", "pics", "--config"])
+        .arg(&wider)
+        .args(["--from", "base", "--run", "deeper"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("base") && err.contains("architecture"),
+        "{err}"
+    );
+    let out = pretrain_pics(data, "orphan", "mlm", "1")
+        .args(["--from", "no-such-run"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-run"));
+    let runs = json(&run_ok(tessera(data).args(["runs", "list", "--json"])));
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        3,
+        "no row for a refused start"
+    );
+}
+
 #[test]
 fn bad_configs_and_datasets_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();

@@ -27,8 +27,12 @@ pub(super) struct PretrainArgs {
     #[arg(long)]
     objectives: Option<String>,
     /// Start from all-MiniLM-L6-v2's BERT weights (`small` shapes).
-    #[arg(long, value_parser = ["minilm"])]
+    #[arg(long, value_parser = ["minilm"], conflicts_with = "from")]
     init: Option<String>,
+    /// Start from another run's latest checkpoint (same architecture), e.g. to pre-train it on
+    /// with other objectives; optimiser and schedule start fresh.
+    #[arg(long, value_name = "RUN")]
+    from: Option<String>,
     /// The MiniLM safetensors file for `--init minilm`.
     #[arg(long, env = "TESSERA_MINILM", value_name = "FILE")]
     minilm: Option<PathBuf>,
@@ -190,13 +194,14 @@ pub(super) fn pretrain(dir: &Path, a: PretrainArgs) -> Result<ExitCode> {
         config.objectives.select(list)?;
     }
     a.train.apply(&mut config)?;
-    let init = match a.init.as_deref() {
-        Some("minilm") => InitFrom::Minilm(a.minilm.clone().context(
+    let store = open_store(dir)?;
+    let init = match (a.init.as_deref(), &a.from) {
+        (Some("minilm"), _) => InitFrom::Minilm(a.minilm.clone().context(
             "--init minilm needs the weights: --minilm FILE or TESSERA_MINILM (scripts/fetch-assets.sh puts them in ~/.cache/tessera/assets/minilm/model.safetensors)",
         )?),
+        (_, Some(run)) => tessera::train::run::init_from_run(&store, run, &config.model)?.0,
         _ => InitFrom::Random,
     };
-    let store = open_store(dir)?;
     tessera::train::keep_freed_memory();
     let sink = Arc::new(progress::BarSink::new());
     let opts = PretrainOptions {

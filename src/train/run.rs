@@ -26,7 +26,7 @@ pub enum InitFrom {
     Random,
     /// all-MiniLM-L6-v2's BERT weights (the `small` shapes) from this safetensors file.
     Minilm(PathBuf),
-    /// Another run's checkpoint (fine-tuning): every tensor of the model, by name; task heads
+    /// Another run's checkpoint (fine-tuning, or pre-training on): every tensor of the model, by name; task heads
     /// the parent lacks start fresh.
     Run {
         run: String,
@@ -74,7 +74,42 @@ pub fn pretrain(
     sink: Arc<dyn EventSink>,
     cancel: &Cancel,
 ) -> Result<RunReport, TrainError> {
-    start(store, opts, RunKind::Pretrain, None, sink, cancel)
+    let parent = match &opts.init {
+        InitFrom::Run { run, .. } => Some(store.run(run)?.id),
+        _ => None,
+    };
+    start(store, opts, RunKind::Pretrain, parent, sink, cancel)
+}
+
+/// Starts from run `name`'s latest checkpoint (fine-tuning it, or pre-training it further with
+/// other objectives); its architecture must be `model`. Returns the init and the run's id.
+pub fn init_from_run(
+    store: &Store,
+    name: &str,
+    model: &crate::model::ModelConfig,
+) -> Result<(InitFrom, i64), TrainError> {
+    let (row, parent) = stored_run(store, name)?;
+    if parent.config.model != *model {
+        return Err(TrainError::Run {
+            run: name.into(),
+            reason: "its architecture differs from the config's \
+                     (use the run's config, or start from scratch)"
+                .into(),
+        });
+    }
+    let point = store.resume_point(row.id)?.ok_or_else(|| TrainError::Run {
+        run: name.into(),
+        reason: "has no checkpoint to start from".into(),
+    })?;
+    Ok((
+        InitFrom::Run {
+            run: name.into(),
+            step: point.step,
+            path: point.path,
+            checksum: point.checksum,
+        },
+        row.id,
+    ))
 }
 
 /// What `tessera finetune` starts from.
@@ -134,28 +169,8 @@ pub fn finetune(
     let (init, parent_id) = match &opts.from {
         Parent::Scratch => (InitFrom::Random, None),
         Parent::Run(name) => {
-            let (row, parent) = stored_run(store, name)?;
-            if parent.config.model != config.model {
-                return Err(TrainError::Run {
-                    run: name.clone(),
-                    reason: "its architecture differs from the fine-tuning config's \
-                             (fine-tune with the parent's config, or from scratch)"
-                        .into(),
-                });
-            }
-            let point = store.resume_point(row.id)?.ok_or_else(|| TrainError::Run {
-                run: name.clone(),
-                reason: "has no checkpoint to start from".into(),
-            })?;
-            (
-                InitFrom::Run {
-                    run: name.clone(),
-                    step: point.step,
-                    path: point.path,
-                    checksum: point.checksum,
-                },
-                Some(row.id),
-            )
+            let (init, id) = init_from_run(store, name, &config.model)?;
+            (init, Some(id))
         }
     };
     config.task = match opts.task {
