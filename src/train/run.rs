@@ -26,8 +26,8 @@ pub enum InitFrom {
     Random,
     /// all-MiniLM-L6-v2's BERT weights (the `small` shapes) from this safetensors file.
     Minilm(PathBuf),
-    /// Another run's checkpoint (fine-tuning, or pre-training on): every tensor of the model, by name; task heads
-    /// the parent lacks start fresh.
+    /// Another run's checkpoint (fine-tuning, or pre-training on): every tensor of the model, by
+    /// name; task heads the parent lacks start fresh.
     Run {
         run: String,
         step: u64,
