@@ -199,7 +199,7 @@ pub(super) fn pretrain(dir: &Path, a: PretrainArgs) -> Result<ExitCode> {
         (Some("minilm"), _) => InitFrom::Minilm(a.minilm.clone().context(
             "--init minilm needs the weights: --minilm FILE or TESSERA_MINILM (scripts/fetch-assets.sh puts them in ~/.cache/tessera/assets/minilm/model.safetensors)",
         )?),
-        (_, Some(run)) => tessera::train::run::init_from_run(&store, run, &config.model)?.0,
+        (_, Some(run)) => tessera::train::run::init_from_run(&store, run, &config.model)?,
         _ => InitFrom::Random,
     };
     tessera::train::keep_freed_memory();

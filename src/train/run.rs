@@ -74,20 +74,16 @@ pub fn pretrain(
     sink: Arc<dyn EventSink>,
     cancel: &Cancel,
 ) -> Result<RunReport, TrainError> {
-    let parent = match &opts.init {
-        InitFrom::Run { run, .. } => Some(store.run(run)?.id),
-        _ => None,
-    };
-    start(store, opts, RunKind::Pretrain, parent, sink, cancel)
+    start(store, opts, RunKind::Pretrain, sink, cancel)
 }
 
 /// Starts from run `name`'s latest checkpoint (fine-tuning it, or pre-training it further with
-/// other objectives); its architecture must be `model`. Returns the init and the run's id.
+/// other objectives); its architecture must be `model`.
 pub fn init_from_run(
     store: &Store,
     name: &str,
     model: &crate::model::ModelConfig,
-) -> Result<(InitFrom, i64), TrainError> {
+) -> Result<InitFrom, TrainError> {
     let (row, parent) = stored_run(store, name)?;
     if parent.config.model != *model {
         return Err(TrainError::Run {
@@ -101,15 +97,12 @@ pub fn init_from_run(
         run: name.into(),
         reason: "has no checkpoint to start from".into(),
     })?;
-    Ok((
-        InitFrom::Run {
-            run: name.into(),
-            step: point.step,
-            path: point.path,
-            checksum: point.checksum,
-        },
-        row.id,
-    ))
+    Ok(InitFrom::Run {
+        run: name.into(),
+        step: point.step,
+        path: point.path,
+        checksum: point.checksum,
+    })
 }
 
 /// What `tessera finetune` starts from.
@@ -166,12 +159,9 @@ pub fn finetune(
     cancel: &Cancel,
 ) -> Result<RunReport, TrainError> {
     let mut config = opts.config.clone();
-    let (init, parent_id) = match &opts.from {
-        Parent::Scratch => (InitFrom::Random, None),
-        Parent::Run(name) => {
-            let (init, id) = init_from_run(store, name, &config.model)?;
-            (init, Some(id))
-        }
+    let init = match &opts.from {
+        Parent::Scratch => InitFrom::Random,
+        Parent::Run(name) => init_from_run(store, name, &config.model)?,
     };
     config.task = match opts.task {
         FinetuneTask::Retrieval => {
@@ -203,18 +193,22 @@ pub fn finetune(
         init,
         device: opts.device,
     };
-    start(store, &opts, RunKind::Finetune, parent_id, sink, cancel)
+    start(store, &opts, RunKind::Finetune, sink, cancel)
 }
 
 fn start(
     store: &Store,
     opts: &PretrainOptions,
     kind: RunKind,
-    parent: Option<i64>,
     sink: Arc<dyn EventSink>,
     cancel: &Cancel,
 ) -> Result<RunReport, TrainError> {
     opts.config.validate()?;
+    // A run that starts from another's checkpoint is that run's child.
+    let parent = match &opts.init {
+        InitFrom::Run { run, .. } => Some(store.run(run)?.id),
+        _ => None,
+    };
     let dataset_id = store.dataset_id(&opts.dataset)?;
     // Fail on data problems before a run row exists.
     let (train, _) = corpus_items(store, &opts.dataset, &opts.config)?;

@@ -25,7 +25,10 @@ pub fn alike_pairs<S: std::borrow::Borrow<Sample>>(samples: &[S]) -> Vec<Vec<boo
             let a = a.borrow();
             samples
                 .iter()
-                .map(|b| a.image_key == b.borrow().image_key || a.ids == b.borrow().ids)
+                .map(|b| {
+                    let b = b.borrow();
+                    a.image_key == b.image_key || a.ids == b.ids
+                })
                 .collect()
         })
         .collect()
