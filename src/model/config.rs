@@ -634,6 +634,25 @@ mod tests {
             ),
             (8, 4, 4000, 64)
         );
+        // The label-efficiency recipe pre-trains easyvqa.toml's very model, so both arms
+        // fine-tune the same architecture.
+        let pretrain = RunConfig::from_toml(
+            include_str!("../../models/easyvqa-pretrain.toml"),
+            "models/easyvqa-pretrain.toml",
+        )
+        .unwrap();
+        assert_eq!(pretrain.model, easyvqa.model);
+        let o = &pretrain.objectives;
+        assert_eq!(
+            (
+                o.mlm.enabled,
+                o.contrastive.enabled,
+                o.mim.enabled,
+                o.itm.enabled
+            ),
+            (true, true, false, false)
+        );
+        assert_eq!((o.mlm.mask_ratio, pretrain.train.dihedral), (0.75, true));
     }
 
     #[test]
