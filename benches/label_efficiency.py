@@ -78,7 +78,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", default=Path.home() / ".cache/tessera/bench/label-efficiency")
     ap.add_argument("--pretrain-steps", default="3000,1000")
-    ap.add_argument("--finetune-steps", type=int, default=600)
+    ap.add_argument("--finetune-steps", type=int, default=1200)
     ap.add_argument("--fraction", type=float, default=0.1)
     ap.add_argument("--seeds", default="0,1,2", help="fine-tuning seeds")
     ap.add_argument("--out", default=OUT)
